@@ -1,0 +1,298 @@
+package observe
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/observekit/observe/logging"
+)
+
+// maxAdminBody bounds admin request bodies.
+const maxAdminBody = 64 << 10
+
+// AdminHandler returns the admin endpoints, for mounting on a server of your
+// own (they are also served on OBSERVE_ADMIN_ADDR unless it is "off"):
+//
+//	GET  /metrics                    open
+//	GET  /livez /readyz /startupz    open
+//	GET  /loglevel                   open
+//	PUT  /loglevel                   protected
+//	     /debug/pprof/...            protected
+//
+// Protected: with OBSERVE_ADMIN_TOKEN set, only "Authorization: Bearer
+// <token>" (compared in constant time), else 401; with no token, only
+// loopback clients, else 403.
+func (o *Observer) AdminHandler() http.Handler { return o.admin }
+
+func (o *Observer) newAdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	if o.metrics != nil {
+		mux.Handle("GET /metrics", o.metrics.Handler())
+	} else {
+		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "metrics are disabled (OTEL_SDK_DISABLED=true or OTEL_METRICS_EXPORTER=none)", http.StatusNotFound)
+		})
+	}
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /startupz", func(w http.ResponseWriter, r *http.Request) {
+		if !o.started.Load() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", o.serveReadyz)
+	mux.HandleFunc("GET /loglevel", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, o.levels.Snapshot())
+	})
+	mux.Handle("PUT /loglevel", o.protect(http.HandlerFunc(o.putLogLevel)))
+
+	pp := http.NewServeMux()
+	pp.HandleFunc("/debug/pprof/", pprof.Index)
+	pp.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	pp.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	pp.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	pp.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/debug/pprof/", o.protect(pp))
+	return mux
+}
+
+func (o *Observer) serveReadyz(w http.ResponseWriter, r *http.Request) {
+	if !o.ready.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready"})
+		return
+	}
+	type result struct {
+		name string
+		err  error
+	}
+	var (
+		mu      sync.Mutex
+		results []result
+		wg      sync.WaitGroup
+	)
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	o.checks.Range(func(k, v any) bool {
+		name, check := k.(string), v.(func(context.Context) error)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := runCheck(ctx, check)
+			mu.Lock()
+			results = append(results, result{name, err})
+			mu.Unlock()
+		}()
+		return true
+	})
+	wg.Wait()
+	failed := map[string]string{}
+	for _, res := range results {
+		if res.err != nil {
+			failed[res.name] = res.err.Error()
+		}
+	}
+	if len(failed) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failed": failed})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+}
+
+func runCheck(ctx context.Context, check func(context.Context) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("check panicked: %v", r)
+		}
+	}()
+	return check(ctx)
+}
+
+// protect applies the contract's rule for protected admin endpoints.
+func (o *Observer) protect(next http.Handler) http.Handler {
+	token := o.cfg.adminToken
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if token != "" {
+			if !bearerMatches(r.Header.Get("Authorization"), token) {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="observe"`)
+				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "a valid bearer token is required"})
+				return
+			}
+		} else if !isLoopback(r.RemoteAddr) {
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "protected endpoint: set OBSERVE_ADMIN_TOKEN to allow remote access; without it only loopback clients are allowed"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// bearerMatches compares in constant time (for a given token length).
+func bearerMatches(header, token string) bool {
+	const prefix = "Bearer "
+	if len(header) < len(prefix) || !strings.EqualFold(header[:len(prefix)], prefix) {
+		return false
+	}
+	got := strings.TrimSpace(header[len(prefix):])
+	return subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
+}
+
+func isLoopback(remoteAddr string) bool {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+type logLevelRequest struct {
+	Level  *string `json:"level"`
+	Logger *string `json:"logger"`
+	TTL    *string `json:"ttl"`
+}
+
+func (o *Observer) putLogLevel(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
+	if err != nil {
+		badRequest(w, fmt.Sprintf("request body too large or unreadable (limit %d bytes)", maxAdminBody))
+		return
+	}
+	var req logLevelRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		badRequest(w, `body must be JSON like {"level":"debug","logger":"db","ttl":"10m"}: `+jsonErr(err))
+		return
+	}
+	if dec.More() {
+		badRequest(w, "body must hold a single JSON object")
+		return
+	}
+	if req.Level == nil {
+		badRequest(w, `"level" is required (debug, info, warn, error)`)
+		return
+	}
+	level, err := logging.ParseLevel(*req.Level)
+	if err != nil {
+		badRequest(w, `"level" must be one of debug, info, warn, error`)
+		return
+	}
+	logger := ""
+	if req.Logger != nil {
+		logger = strings.TrimSpace(*req.Logger)
+		if !validLoggerName(logger) {
+			badRequest(w, `"logger" must be a dotted name of letters, digits, "_" and "-" (at most 128 bytes)`)
+			return
+		}
+	}
+	var ttl time.Duration
+	if req.TTL != nil && *req.TTL != "" {
+		ttl, err = time.ParseDuration(*req.TTL)
+		if err != nil || ttl <= 0 || ttl > 7*24*time.Hour {
+			badRequest(w, `"ttl" must be a positive Go duration up to 168h, like "10m"`)
+			return
+		}
+	}
+	who := clientName(r)
+	change, err := o.levels.Set(logger, level, ttl, func(c logging.Change) {
+		o.logger.Warn("log level reverted after ttl",
+			slog.String("target", loggerLabel(c.Logger)),
+			slog.String("from", logging.LevelName(c.From)),
+			slog.String("to", logging.LevelName(c.To)))
+	})
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+		return
+	}
+	attrs := []any{
+		slog.String("who", who),
+		slog.String("target", loggerLabel(logger)),
+		slog.String("from", logging.LevelName(change.From)),
+		slog.String("to", logging.LevelName(change.To)),
+	}
+	if ttl > 0 {
+		attrs = append(attrs, slog.String("ttl", ttl.String()))
+	}
+	o.logger.Warn("log level changed", attrs...)
+	writeJSON(w, http.StatusOK, o.levels.Snapshot())
+}
+
+func loggerLabel(name string) string {
+	if name == "" {
+		return "(global)"
+	}
+	return name
+}
+
+func validLoggerName(s string) bool {
+	if len(s) > 128 {
+		return false
+	}
+	for _, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-', c == '/':
+		default:
+			return false
+		}
+	}
+	return !strings.HasPrefix(s, ".") && !strings.HasSuffix(s, ".")
+}
+
+// clientName identifies who made an admin change, for the WARN line. It
+// never includes the token.
+func clientName(r *http.Request) string {
+	who := r.RemoteAddr
+	if r.Header.Get("Authorization") != "" {
+		who += " (bearer token)"
+	}
+	return who
+}
+
+func jsonErr(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q must be a %s", te.Field, te.Type)
+	case errors.Is(err, io.EOF):
+		return "empty body"
+	}
+	msg := err.Error()
+	if len(msg) > 200 {
+		msg = msg[:200]
+	}
+	return msg
+}
+
+func badRequest(w http.ResponseWriter, msg string) {
+	writeJSON(w, http.StatusBadRequest, map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code = http.StatusInternalServerError
+		b = []byte(`{"error":"internal error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}

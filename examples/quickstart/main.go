@@ -1,0 +1,131 @@
+// Command quickstart is a small HTTP service instrumented with observe: RED
+// metrics, traces, trace-correlated JSON logs and runtime log levels, with
+// nothing but observe.Init and middleware.HTTP.
+//
+//	go run ./examples/quickstart             # serve on :8080, admin on :9464
+//	go run ./examples/quickstart -traffic    # …and send itself some requests
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/observekit/observe"
+	"github.com/observekit/observe/middleware"
+	"go.opentelemetry.io/otel"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "address to serve on")
+	traffic := flag.Bool("traffic", false, "send requests to this service so there is something to look at")
+	duration := flag.Duration("duration", 0, "exit after this long (0: run until interrupted)")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+
+	obs, err := observe.Init(ctx,
+		observe.WithServiceName("quickstart"),
+		observe.WithServiceVersion("1.0.0"),
+		observe.WithEnvironment("dev"),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = obs.Shutdown(sctx)
+	}()
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /hello/{name}", hello)
+	mux.HandleFunc("GET /work", work)
+	mux.HandleFunc("GET /panic", func(http.ResponseWriter, *http.Request) { panic("something went wrong") })
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := &http.Server{Handler: middleware.HTTP(mux), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			slog.Error("server stopped", "error", err)
+		}
+	}()
+
+	base := "http://" + ln.Addr().String()
+	admin := obs.AdminAddr()
+	fmt.Fprintf(os.Stderr, "\nquickstart is serving on %s\n", base)
+	fmt.Fprintf(os.Stderr, "  try:        curl %s/hello/gopher\n", base)
+	if admin != "" {
+		fmt.Fprintf(os.Stderr, "  metrics:    curl http://%s/metrics\n", admin)
+		fmt.Fprintf(os.Stderr, "  log level:  curl http://%s/loglevel\n", admin)
+		fmt.Fprintf(os.Stderr, "              curl -X PUT -d '{\"level\":\"debug\",\"ttl\":\"1m\"}' http://%s/loglevel\n", admin)
+		fmt.Fprintf(os.Stderr, "  health:     curl http://%s/readyz\n", admin)
+		fmt.Fprintf(os.Stderr, "  profiles:   go tool pprof http://%s/debug/pprof/profile?seconds=5\n\n", admin)
+	}
+
+	if *traffic {
+		go sendTraffic(ctx, base)
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+}
+
+func hello(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	slog.InfoContext(r.Context(), "saying hello", "name", name)
+	fmt.Fprintf(w, "hello, %s\n", name)
+}
+
+func work(w http.ResponseWriter, r *http.Request) {
+	ctx, span := otel.Tracer("quickstart").Start(r.Context(), "compute")
+	defer span.End()
+	d := time.Duration(rand.IntN(50)) * time.Millisecond
+	time.Sleep(d)
+	slog.DebugContext(ctx, "computed", "took", d)
+	if rand.IntN(10) == 0 {
+		slog.ErrorContext(ctx, "work failed", "error", errors.New("upstream timeout"))
+		http.Error(w, "upstream timeout", http.StatusBadGateway)
+		return
+	}
+	fmt.Fprintln(w, "done")
+}
+
+func sendTraffic(ctx context.Context, base string) {
+	paths := []string{"/hello/gopher", "/hello/ada", "/work", "/work", "/missing"}
+	client := &http.Client{Timeout: 5 * time.Second}
+	for i := 0; ctx.Err() == nil; i++ {
+		p := paths[i%len(paths)]
+		if i%50 == 49 {
+			p = "/panic"
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+p, nil)
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

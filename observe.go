@@ -1,0 +1,356 @@
+// Package observe wires the five signals of a Go service with one call:
+// RED metrics on a Prometheus /metrics endpoint, W3C trace propagation with
+// spans exported over OTLP, structured JSON logs carrying trace_id/span_id
+// with secrets redacted, log levels changeable at runtime, and continuous
+// profiling.
+//
+//	obs, err := observe.Init(ctx, observe.WithServiceName("checkout"))
+//	if err != nil {
+//		log.Fatal(err) // only for invalid configuration
+//	}
+//	defer obs.Shutdown(context.Background())
+//	http.ListenAndServe(":8080", middleware.HTTP(mux))
+//
+// Configuration comes from options, then environment variables (the
+// OpenTelemetry ones and OBSERVE_*), then defaults; see the README.
+package observe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/observekit/observe/logging"
+	"github.com/observekit/observe/metrics"
+	"github.com/observekit/observe/profiling"
+	"github.com/observekit/observe/tracing"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Observer is what Init returns: it owns every signal and the admin
+// endpoints until Shutdown.
+type Observer struct {
+	cfg      *config
+	resource *resource.Resource
+
+	logHandler *logging.Handler
+	levels     *logging.LevelController
+	logger     *slog.Logger
+	tracing    *tracing.Provider
+	metrics    *metrics.Metrics
+	profiler   *profiling.Profiler
+
+	admin       http.Handler
+	adminServer *http.Server
+	adminLn     net.Listener
+	adminDone   chan struct{}
+
+	ready   atomic.Bool
+	started atomic.Bool
+	checks  sync.Map // name -> func(context.Context) error
+
+	prevLogger *slog.Logger
+	prevProp   propagation.TextMapPropagator
+
+	shutdownOnce sync.Once
+	shutdownDone chan struct{}
+	shutdownErr  error
+}
+
+// Init reads the configuration, starts every signal and the admin listener,
+// and installs the globals: slog.Default(), otel.GetTracerProvider(),
+// otel.GetTextMapPropagator(). It returns an error only for invalid
+// configuration (a *ConfigError naming the variable, joined when several are
+// wrong) or an admin address that cannot be bound; it never waits on the
+// network, so an unreachable backend is not an error.
+func Init(ctx context.Context, opts ...Option) (*Observer, error) {
+	cfg, err := loadConfig(os.Getenv, opts)
+	if err != nil {
+		return nil, err
+	}
+	return start(ctx, cfg)
+}
+
+func start(ctx context.Context, cfg *config) (_ *Observer, err error) {
+	o := &Observer{cfg: cfg, shutdownDone: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			// Undo what was started; nothing may be left running.
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = o.stop(sctx)
+		}
+	}()
+
+	o.resource, err = buildResource(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+
+	// Logs first, so everything after can log.
+	o.levels = logging.NewLevelController(cfg.logLevel)
+	o.logHandler = logging.New(logging.Options{
+		Writer: cfg.logWriter,
+		Format: cfg.logFormat,
+		Levels: o.levels,
+		Fields: []slog.Attr{
+			slog.String("service.name", cfg.serviceName),
+			slog.String("service.version", cfg.serviceVersion),
+			slog.String("deployment.environment", cfg.environment),
+		},
+	})
+	o.logger = slog.New(o.logHandler)
+	o.prevLogger = slog.Default()
+	slog.SetDefault(o.logger)
+	logging.SetRoot(o.logHandler)
+
+	prop, err := tracing.NewPropagator(cfg.propagators)
+	if err != nil {
+		return nil, &ConfigError{Variable: "OTEL_PROPAGATORS", Value: fmt.Sprint(cfg.propagators), Err: err}
+	}
+	o.prevProp = otel.GetTextMapPropagator()
+	otel.SetTextMapPropagator(prop)
+
+	if !cfg.sdkDisabled {
+		sampler, err := tracing.NewSampler(cfg.samplerName, cfg.samplerArg)
+		if err != nil {
+			return nil, &ConfigError{Variable: "OTEL_TRACES_SAMPLER", Value: cfg.samplerName, Accepted: tracing.SamplerNames, Err: err}
+		}
+		o.tracing, err = tracing.New(ctx, tracing.Config{
+			Resource:     o.resource,
+			Sampler:      sampler,
+			Exporter:     cfg.tracesExporter,
+			SpanExporter: cfg.spanExporter,
+			StoreSize:    cfg.spanStoreSize,
+			OTLP: tracing.OTLPConfig{
+				Protocol: cfg.otlpProtocol,
+				Endpoint: cfg.otlpEndpoint,
+				Headers:  cfg.otlpHeaders,
+				Insecure: cfg.otlpInsecure,
+				Timeout:  cfg.otlpTimeout,
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("observe: tracing: %w", err)
+		}
+		otel.SetTracerProvider(o.tracing.TracerProvider())
+		tracing.SetCurrent(o.tracing)
+
+		if !cfg.metricsOff() {
+			o.metrics, err = metrics.New(metrics.Config{})
+			if err != nil {
+				return nil, fmt.Errorf("observe: metrics: %w", err)
+			}
+			metrics.SetCurrent(o.metrics)
+		}
+
+		o.profiler, err = profiling.Start(profiling.Config{
+			ServerAddress:     cfg.pyroscopeAddr,
+			ApplicationName:   cfg.serviceName,
+			Tags:              profileTags(cfg),
+			BasicAuthUser:     cfg.pyroscopeUser,
+			BasicAuthPassword: cfg.pyroscopePassword,
+			Logger:            logging.Named("observe.profiling"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("observe: %w", err)
+		}
+	}
+
+	o.admin = o.newAdminHandler()
+	if cfg.adminAddr != "" {
+		ln, err := net.Listen("tcp", cfg.adminAddr)
+		if err != nil {
+			return nil, &ConfigError{Variable: "OBSERVE_ADMIN_ADDR", Value: cfg.adminAddr, Accepted: `a free host:port, or "off"`, Err: err}
+		}
+		o.adminLn = ln
+		o.adminServer = &http.Server{
+			Handler:           o.admin,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			// pprof's CPU profile and trace endpoints stream for their
+			// duration: no write timeout, the handlers bound themselves.
+			IdleTimeout: 2 * time.Minute,
+			ErrorLog:    slog.NewLogLogger(o.logHandler.WithName("observe.admin"), slog.LevelWarn),
+		}
+		o.adminDone = make(chan struct{})
+		go func() {
+			defer close(o.adminDone)
+			_ = o.adminServer.Serve(ln)
+		}()
+	}
+	o.ready.Store(true)
+	o.started.Store(true)
+	return o, nil
+}
+
+func (c *config) metricsOff() bool {
+	for _, e := range c.metricsExporter {
+		if e == "none" {
+			return true
+		}
+	}
+	return false
+}
+
+func profileTags(c *config) map[string]string {
+	tags := map[string]string{}
+	if c.serviceVersion != "" {
+		tags["service_version"] = c.serviceVersion
+	}
+	if c.environment != "" {
+		tags["deployment_environment"] = c.environment
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		tags["host"] = h
+	}
+	return tags
+}
+
+// Shutdown flushes every signal in parallel and stops the admin listener and
+// every background goroutine, returning by ctx's deadline. It is idempotent
+// and safe to call concurrently; later calls return the first call's result.
+func (o *Observer) Shutdown(ctx context.Context) error {
+	if o == nil {
+		return nil
+	}
+	first := false
+	o.shutdownOnce.Do(func() {
+		first = true
+		o.shutdownErr = o.stop(ctx)
+		close(o.shutdownDone)
+	})
+	if first {
+		return o.shutdownErr
+	}
+	select {
+	case <-o.shutdownDone:
+		return o.shutdownErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (o *Observer) stop(ctx context.Context) error {
+	o.ready.Store(false)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	run := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("observe: shutdown %s: %w", name, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	if o.adminServer != nil {
+		run("admin", func(ctx context.Context) error {
+			err := o.adminServer.Shutdown(ctx)
+			if err != nil {
+				_ = o.adminServer.Close()
+			}
+			<-o.adminDone
+			return err
+		})
+	}
+	if o.tracing != nil {
+		run("tracing", o.tracing.Shutdown)
+	}
+	if o.profiler != nil {
+		run("profiling", o.profiler.Stop)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		mu.Lock()
+		errs = append(errs, fmt.Errorf("observe: shutdown: %w", ctx.Err()))
+		mu.Unlock()
+	}
+	if o.levels != nil {
+		o.levels.Close()
+	}
+	// Detach the globals that point at us.
+	if o.tracing != nil && tracing.Current() == o.tracing {
+		tracing.SetCurrent(nil)
+	}
+	if o.metrics != nil && metrics.Current() == o.metrics {
+		metrics.SetCurrent(nil)
+	}
+	if o.logHandler != nil && logging.Root() == o.logHandler {
+		logging.SetRoot(nil)
+	}
+	if o.prevLogger != nil && slog.Default() == o.logger {
+		slog.SetDefault(o.prevLogger)
+	}
+	if o.prevProp != nil {
+		otel.SetTextMapPropagator(o.prevProp)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// Logger returns the observe logger (also slog.Default() after Init).
+func (o *Observer) Logger() *slog.Logger { return o.logger }
+
+// Levels returns the runtime log level controller.
+func (o *Observer) Levels() *logging.LevelController { return o.levels }
+
+// Tracer returns a tracer for the caller's own spans (scope name
+// instrumentation, or observe's when empty). It is a no-op tracer when
+// tracing is disabled.
+func (o *Observer) Tracer(instrumentation string) trace.Tracer {
+	if instrumentation == "" {
+		instrumentation = tracing.InstrumentationName
+	}
+	return otel.GetTracerProvider().Tracer(instrumentation)
+}
+
+// Tracing returns the tracing provider (nil when OTEL_SDK_DISABLED=true).
+func (o *Observer) Tracing() *tracing.Provider { return o.tracing }
+
+// Metrics returns the metrics (nil when metrics are off); register your own
+// collectors on Metrics().Registry().
+func (o *Observer) Metrics() *metrics.Metrics { return o.metrics }
+
+// Resource returns the OpenTelemetry resource describing this service.
+func (o *Observer) Resource() *resource.Resource { return o.resource }
+
+// ServiceName returns the resolved service.name.
+func (o *Observer) ServiceName() string { return o.cfg.serviceName }
+
+// AdminAddr returns the admin listener's address ("" when off), useful with
+// OBSERVE_ADMIN_ADDR=127.0.0.1:0.
+func (o *Observer) AdminAddr() string {
+	if o.adminLn == nil {
+		return ""
+	}
+	return o.adminLn.Addr().String()
+}
+
+// AddReadinessCheck adds a check run by /readyz; any failing check makes it
+// answer 503. Checks run with a short deadline.
+func (o *Observer) AddReadinessCheck(name string, check func(context.Context) error) {
+	o.checks.Store(name, check)
+}
+
+// SetReady overrides readiness (for example false while draining).
+func (o *Observer) SetReady(ready bool) { o.ready.Store(ready) }

@@ -72,6 +72,7 @@ type Provider struct {
 	tp     *sdktrace.TracerProvider
 	tracer trace.Tracer
 	store  *SpanStore
+	abort  func()
 }
 
 // New builds a Provider. It never waits on the network: exporters connect
@@ -101,7 +102,11 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	for _, sp := range cfg.ExtraProcessors {
 		opts = append(opts, sdktrace.WithSpanProcessor(sp))
 	}
+	p.abort = func() {}
 	if exp != nil {
+		ab := newAbortable(exp)
+		p.abort = ab.abort
+		exp = ab
 		bsp := sdktrace.NewBatchSpanProcessor(exp,
 			sdktrace.WithMaxQueueSize(cfg.QueueSize),
 			sdktrace.WithBatchTimeout(time.Second),
@@ -177,7 +182,10 @@ func (p *Provider) Tracer() trace.Tracer { return p.tracer }
 func (p *Provider) Store() *SpanStore { return p.store }
 
 // Shutdown flushes and stops every processor and exporter by ctx's deadline.
-func (p *Provider) Shutdown(ctx context.Context) error { return p.tp.Shutdown(ctx) }
+// Past the deadline, in-flight exports are aborted so nothing keeps running.
+func (p *Provider) Shutdown(ctx context.Context) error {
+	return shutdownBy(ctx, p.abort, p.tp.Shutdown)
+}
 
 // ForceFlush exports what is queued.
 func (p *Provider) ForceFlush(ctx context.Context) error { return p.tp.ForceFlush(ctx) }

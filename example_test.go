@@ -1,0 +1,58 @@
+package observe_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/observekit/observe"
+	"github.com/observekit/observe/middleware"
+)
+
+// Init once at startup, Shutdown on the way out; wrap the handler.
+func ExampleInit() {
+	ctx := context.Background()
+	obs, err := observe.Init(ctx,
+		observe.WithServiceName("checkout"),
+		observe.WithServiceVersion("1.4.2"),
+		observe.WithAdminAddr("off"), // the example serves no admin port
+		observe.WithLogWriter(io.Discard),
+	)
+	if err != nil {
+		log.Fatal(err) // invalid configuration only
+	}
+	defer obs.Shutdown(ctx)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /orders/{id}", func(w http.ResponseWriter, r *http.Request) {
+		slog.InfoContext(r.Context(), "loading order", "order.id", r.PathValue("id"))
+		fmt.Fprintln(w, "ok")
+	})
+	h := middleware.HTTP(mux)
+
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/orders/7", nil))
+	fmt.Println(obs.ServiceName(), rec.Code)
+	// Output: checkout 200
+}
+
+// Mount the admin endpoints on a server of your own.
+func ExampleObserver_AdminHandler() {
+	obs, err := observe.Init(context.Background(), observe.WithAdminAddr("off"), observe.WithLogWriter(io.Discard))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer obs.Shutdown(context.Background())
+
+	mux := http.NewServeMux()
+	mux.Handle("/admin/", http.StripPrefix("/admin", obs.AdminHandler()))
+
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest("GET", "/admin/livez", nil))
+	fmt.Print(rec.Code, " ", rec.Body.String())
+	// Output: 200 {"status":"ok"}
+}

@@ -30,6 +30,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "address to serve on")
 	traffic := flag.Bool("traffic", false, "send requests to this service so there is something to look at")
 	duration := flag.Duration("duration", 0, "exit after this long (0: run until interrupted)")
+	instrument := flag.Bool("instrument", true, "wrap the handler with observe's middleware (false: for load-test comparison)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -63,7 +64,11 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv := &http.Server{Handler: middleware.HTTP(mux), ReadHeaderTimeout: 5 * time.Second}
+	var handler http.Handler = mux
+	if *instrument {
+		handler = middleware.HTTP(mux)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			slog.Error("server stopped", "error", err)

@@ -1,11 +1,9 @@
 package observe
 
 import (
-	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe/logging"
+	"github.com/observekit/observe/profiling"
 )
 
 // maxAdminBody bounds admin request bodies.
@@ -64,7 +63,10 @@ func (o *Observer) newAdminHandler() http.Handler {
 	pp := http.NewServeMux()
 	pp.HandleFunc("/debug/pprof/", pprof.Index)
 	pp.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	pp.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	// Not pprof.Profile: it fails with "cpu profiling already in use" while
+	// continuous profiling runs. This one takes the window from the running
+	// collection (which still pushes it), and is pprof.Profile otherwise.
+	pp.Handle("/debug/pprof/profile", profiling.CPUProfileHandler())
 	pp.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	pp.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.Handle("/debug/pprof/", o.protect(pp))
@@ -159,57 +161,25 @@ func isLoopback(remoteAddr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-type logLevelRequest struct {
-	Level  *string `json:"level"`
-	Logger *string `json:"logger"`
-	TTL    *string `json:"ttl"`
-}
-
+// putLogLevel changes the global or one logger's level, optionally for a
+// while (ttl). Bad input is a 400 with a message and changes nothing; every
+// change, and every revert after a ttl, is logged at WARN whatever the
+// levels are, with who asked, what changed and the ttl.
 func (o *Observer) putLogLevel(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
 	if err != nil {
 		badRequest(w, fmt.Sprintf("request body too large or unreadable (limit %d bytes)", maxAdminBody))
 		return
 	}
-	var req logLevelRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		badRequest(w, `body must be JSON like {"level":"debug","logger":"db","ttl":"10m"}: `+jsonErr(err))
-		return
-	}
-	if dec.More() {
-		badRequest(w, "body must hold a single JSON object")
-		return
-	}
-	if req.Level == nil {
-		badRequest(w, `"level" is required (debug, info, warn, error)`)
-		return
-	}
-	level, err := logging.ParseLevel(*req.Level)
+	req, err := logging.ParseLevelRequest(body)
 	if err != nil {
-		badRequest(w, `"level" must be one of debug, info, warn, error`)
+		badRequest(w, err.Error())
 		return
-	}
-	logger := ""
-	if req.Logger != nil {
-		logger = strings.TrimSpace(*req.Logger)
-		if !validLoggerName(logger) {
-			badRequest(w, `"logger" must be a dotted name of letters, digits, "_" and "-" (at most 128 bytes)`)
-			return
-		}
-	}
-	var ttl time.Duration
-	if req.TTL != nil && *req.TTL != "" {
-		ttl, err = time.ParseDuration(*req.TTL)
-		if err != nil || ttl <= 0 || ttl > 7*24*time.Hour {
-			badRequest(w, `"ttl" must be a positive Go duration up to 168h, like "10m"`)
-			return
-		}
 	}
 	who := clientName(r)
-	change, err := o.levels.Set(logger, level, ttl, func(c logging.Change) {
-		o.logger.Warn("log level reverted after ttl",
+	change, err := o.levels.Set(req.Logger, req.Level, req.TTL, func(c logging.Change) {
+		o.logHandler.Audit(context.Background(), "log level reverted after ttl",
+			slog.String("who", "ttl expiry"),
 			slog.String("target", loggerLabel(c.Logger)),
 			slog.String("from", logging.LevelName(c.From)),
 			slog.String("to", logging.LevelName(c.To)))
@@ -218,16 +188,16 @@ func (o *Observer) putLogLevel(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 		return
 	}
-	attrs := []any{
+	attrs := []slog.Attr{
 		slog.String("who", who),
-		slog.String("target", loggerLabel(logger)),
+		slog.String("target", loggerLabel(req.Logger)),
 		slog.String("from", logging.LevelName(change.From)),
 		slog.String("to", logging.LevelName(change.To)),
 	}
-	if ttl > 0 {
-		attrs = append(attrs, slog.String("ttl", ttl.String()))
+	if req.TTL > 0 {
+		attrs = append(attrs, slog.String("ttl", req.TTL.String()))
 	}
-	o.logger.Warn("log level changed", attrs...)
+	o.logHandler.Audit(r.Context(), "log level changed", attrs...)
 	writeJSON(w, http.StatusOK, o.levels.Snapshot())
 }
 
@@ -238,20 +208,6 @@ func loggerLabel(name string) string {
 	return name
 }
 
-func validLoggerName(s string) bool {
-	if len(s) > 128 {
-		return false
-	}
-	for _, c := range s {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-', c == '/':
-		default:
-			return false
-		}
-	}
-	return !strings.HasPrefix(s, ".") && !strings.HasSuffix(s, ".")
-}
-
 // clientName identifies who made an admin change, for the WARN line. It
 // never includes the token.
 func clientName(r *http.Request) string {
@@ -260,24 +216,6 @@ func clientName(r *http.Request) string {
 		who += " (bearer token)"
 	}
 	return who
-}
-
-func jsonErr(err error) string {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		return fmt.Sprintf("syntax error at byte %d", se.Offset)
-	case errors.As(err, &te):
-		return fmt.Sprintf("field %q must be a %s", te.Field, te.Type)
-	case errors.Is(err, io.EOF):
-		return "empty body"
-	}
-	msg := err.Error()
-	if len(msg) > 200 {
-		msg = msg[:200]
-	}
-	return msg
 }
 
 func badRequest(w http.ResponseWriter, msg string) {

@@ -43,9 +43,13 @@ type config struct {
 	samplerArg      string
 	propagators     []string
 	spanExporter    sdktrace.SpanExporter // programmatic override (tests, custom backends)
+	tail            *tracing.TailConfig   // local tail sampling (OTEL_TRACES_SAMPLER=observe_tail)
 	spanStoreSize   int
 	metricsExporter []string // prometheus, otlp (prometheus always serves /metrics unless none)
 	logsExporter    string   // none | otlp
+	metrics         metricsSettings
+
+	logs logSettings // sampling, value size, OTLP push (logs_config.go)
 
 	adminAddr  string // "" when off
 	adminToken string
@@ -56,6 +60,11 @@ type config struct {
 	pyroscopeAddr     string
 	pyroscopeUser     string
 	pyroscopePassword string
+
+	profileMutex          bool
+	profileBlock          bool
+	profileLinks          *bool // nil: on when pushing to Pyroscope
+	profileUploadInterval time.Duration
 }
 
 type keyValue struct{ key, value string }
@@ -98,6 +107,13 @@ func WithAdminToken(token string) Option { return func(c *config) { c.adminToken
 // OTEL_TRACES_EXPORTER says. Useful for tests and custom backends.
 func WithSpanExporter(exp sdktrace.SpanExporter) Option {
 	return func(c *config) { c.spanExporter = exp; c.tracesExporter = "custom" }
+}
+
+// WithTailSampling turns local tail sampling on (see tracing.TailSampler):
+// every error and slow trace is kept, and tc.Baseline of the rest. It
+// overrides OTEL_TRACES_SAMPLER and the OBSERVE_TAIL_* variables.
+func WithTailSampling(tc tracing.TailConfig) Option {
+	return func(c *config) { c.samplerName = tracing.TailSamplerName; c.tail = &tc }
 }
 
 // WithRedactKeys adds sensitive keys to the redaction policy, on top of the
@@ -270,9 +286,11 @@ func loadConfig(getenv func(string) string, opts []Option) (*config, error) {
 		c.samplerName = v
 	}
 	c.samplerArg = strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER_ARG"))
-	if _, err := tracing.NewSampler(c.samplerName, c.samplerArg); err != nil {
+	if c.samplerName == tracing.TailSamplerName {
+		c.tail = loadTailEnv(getenv, c.samplerArg, bad)
+	} else if _, err := tracing.NewSampler(c.samplerName, c.samplerArg); err != nil {
 		if !tracing.IsSamplerName(c.samplerName) {
-			bad("OTEL_TRACES_SAMPLER", c.samplerName, tracing.SamplerNames, nil)
+			bad("OTEL_TRACES_SAMPLER", c.samplerName, tracing.SamplerNames+", "+tracing.TailSamplerName, nil)
 		} else {
 			bad("OTEL_TRACES_SAMPLER_ARG", c.samplerArg, "a ratio between 0 and 1", nil)
 		}
@@ -305,6 +323,12 @@ func loadConfig(getenv func(string) string, opts []Option) (*config, error) {
 			}
 		}
 	}
+	loadMetricsEnv(getenv, c, bad, func(variable, accepted string, err error) {
+		errs = append(errs, secretConfigError(variable, accepted, err))
+	})
+	loadLogsEnv(getenv, c, bad, func(variable, accepted string, err error) {
+		errs = append(errs, secretConfigError(variable, accepted, err))
+	})
 	switch v := strings.TrimSpace(getenv("OTEL_LOGS_EXPORTER")); v {
 	case "":
 	case "none", "otlp":
@@ -390,6 +414,12 @@ func loadConfig(getenv func(string) string, opts []Option) (*config, error) {
 				errs = append(errs, err)
 			}
 		}
+	}
+	if err := c.checkMetrics(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.checkLogs(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.serviceName == "" {
 		c.serviceName = defaultServiceName()
@@ -499,4 +529,34 @@ func parseHeaders(s string) (map[string]string, error) {
 		out[k] = dv
 	}
 	return out, nil
+}
+
+// loadTailEnv reads local tail sampling's settings (OTEL_TRACES_SAMPLER=
+// observe_tail): the baseline ratio from OTEL_TRACES_SAMPLER_ARG, then
+// OBSERVE_TAIL_LATENCY, OBSERVE_TAIL_ERRORS, OBSERVE_TAIL_MAX_SPANS and
+// OBSERVE_TAIL_MAX_TRACES.
+func loadTailEnv(getenv func(string) string, arg string, bad func(variable, value, accepted string, err error)) *tracing.TailConfig {
+	tc := &tracing.TailConfig{}
+	var err error
+	if tc.Baseline, err = tracing.ParseTailBaseline(arg); err != nil {
+		bad("OTEL_TRACES_SAMPLER_ARG", arg, tracing.TailBaselineAccepted, nil)
+	}
+	v := strings.TrimSpace(getenv("OBSERVE_TAIL_LATENCY"))
+	if tc.Latency, tc.LatencyQuantile, err = tracing.ParseTailLatency(v); err != nil {
+		bad("OBSERVE_TAIL_LATENCY", v, tracing.TailLatencyAccepted, err)
+	}
+	v = strings.TrimSpace(getenv("OBSERVE_TAIL_ERRORS"))
+	if tc.AnyError, err = tracing.ParseTailErrors(v); err != nil {
+		bad("OBSERVE_TAIL_ERRORS", v, tracing.TailErrorsAccepted, nil)
+	}
+	for _, m := range []struct {
+		name string
+		dst  *int
+	}{{"OBSERVE_TAIL_MAX_SPANS", &tc.MaxSpans}, {"OBSERVE_TAIL_MAX_TRACES", &tc.MaxTraces}} {
+		v = strings.TrimSpace(getenv(m.name))
+		if *m.dst, err = tracing.ParseTailMax(v); err != nil {
+			bad(m.name, v, tracing.TailMaxAccepted, nil)
+		}
+	}
+	return tc
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/observekit/observe/logging"
 	"github.com/observekit/observe/metrics"
 	"github.com/observekit/observe/profiling"
+	"github.com/observekit/observe/redact"
 	"github.com/observekit/observe/tracing"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
@@ -44,10 +45,13 @@ type Observer struct {
 	resource *resource.Resource
 
 	logHandler *logging.Handler
+	logExport  *logging.Provider // OTLP export of log records; nil when off
+	redactor   *redact.Policy    // the one redaction policy (logs, spans, headers); built by startLogs
 	levels     *logging.LevelController
 	logger     *slog.Logger
 	tracing    *tracing.Provider
 	metrics    *metrics.Metrics
+	meters     *metrics.MeterProvider // the global OTel meter provider
 	profiler   *profiling.Profiler
 
 	admin       http.Handler
@@ -98,21 +102,10 @@ func start(ctx context.Context, cfg *config) (_ *Observer, err error) {
 	}
 
 	// Logs first, so everything after can log.
-	o.levels = logging.NewLevelController(cfg.logLevel)
-	o.logHandler = logging.New(logging.Options{
-		Writer: cfg.logWriter,
-		Format: cfg.logFormat,
-		Levels: o.levels,
-		Fields: []slog.Attr{
-			slog.String("service.name", cfg.serviceName),
-			slog.String("service.version", cfg.serviceVersion),
-			slog.String("deployment.environment", cfg.environment),
-		},
-	})
-	o.logger = slog.New(o.logHandler)
-	o.prevLogger = slog.Default()
-	slog.SetDefault(o.logger)
-	logging.SetRoot(o.logHandler)
+	if err := o.startLogs(ctx); err != nil {
+		return nil, err
+	}
+	o.reportOTelErrors() // the SDK's own errors: rate-limited WARN lines (errorhandler.go)
 
 	prop, err := tracing.NewPropagator(cfg.propagators)
 	if err != nil {
@@ -123,12 +116,13 @@ func start(ctx context.Context, cfg *config) (_ *Observer, err error) {
 
 	if !cfg.sdkDisabled {
 		sampler, err := tracing.NewSampler(cfg.samplerName, cfg.samplerArg)
-		if err != nil {
+		if err != nil && cfg.tail == nil {
 			return nil, &ConfigError{Variable: "OTEL_TRACES_SAMPLER", Value: cfg.samplerName, Accepted: tracing.SamplerNames, Err: err}
 		}
 		o.tracing, err = tracing.New(ctx, tracing.Config{
 			Resource:     o.resource,
 			Sampler:      sampler,
+			Tail:         cfg.tail,
 			Exporter:     cfg.tracesExporter,
 			SpanExporter: cfg.spanExporter,
 			StoreSize:    cfg.spanStoreSize,
@@ -143,25 +137,20 @@ func start(ctx context.Context, cfg *config) (_ *Observer, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("observe: tracing: %w", err)
 		}
-		otel.SetTracerProvider(o.tracing.TracerProvider())
+		var tp trace.TracerProvider = o.tracing.TracerProvider()
+		if cfg.profileLinksOn() {
+			tp = o.tracing.WrapTracers(profiling.LinkSpans)
+		}
+		otel.SetTracerProvider(tp)
 		tracing.SetCurrent(o.tracing)
 
 		if !cfg.metricsOff() {
-			o.metrics, err = metrics.New(metrics.Config{})
-			if err != nil {
-				return nil, fmt.Errorf("observe: metrics: %w", err)
+			if err := o.startMetrics(ctx, o.resource); err != nil {
+				return nil, err
 			}
-			metrics.SetCurrent(o.metrics)
 		}
 
-		o.profiler, err = profiling.Start(profiling.Config{
-			ServerAddress:     cfg.pyroscopeAddr,
-			ApplicationName:   cfg.serviceName,
-			Tags:              profileTags(cfg),
-			BasicAuthUser:     cfg.pyroscopeUser,
-			BasicAuthPassword: cfg.pyroscopePassword,
-			Logger:            logging.Named("observe.profiling"),
-		})
+		o.profiler, err = profiling.Start(o.profilingConfig())
 		if err != nil {
 			return nil, fmt.Errorf("observe: %w", err)
 		}
@@ -189,6 +178,16 @@ func start(ctx context.Context, cfg *config) (_ *Observer, err error) {
 			_ = o.adminServer.Serve(ln)
 		}()
 	}
+	if o.metrics != nil {
+		o.metrics.SetSelfTelemetry(o.selfTelemetry())
+		if t := o.tracing.Tail(); t != nil {
+			// Exemplars only for kept traces; see tracing.Kept.
+			metrics.SetExemplarFilter(tracing.Kept)
+			if err := o.metrics.RegisterTailSampling(t); err != nil {
+				return nil, fmt.Errorf("observe: metrics: %w", err)
+			}
+		}
+	}
 	o.ready.Store(true)
 	o.started.Store(true)
 	return o, nil
@@ -201,20 +200,6 @@ func (c *config) metricsOff() bool {
 		}
 	}
 	return false
-}
-
-func profileTags(c *config) map[string]string {
-	tags := map[string]string{}
-	if c.serviceVersion != "" {
-		tags["service_version"] = c.serviceVersion
-	}
-	if c.environment != "" {
-		tags["deployment_environment"] = c.environment
-	}
-	if h, err := os.Hostname(); err == nil && h != "" {
-		tags["host"] = h
-	}
-	return tags
 }
 
 // Shutdown flushes every signal in parallel and stops the admin listener and
@@ -274,6 +259,12 @@ func (o *Observer) stop(ctx context.Context) error {
 	}
 	if o.profiler != nil {
 		run("profiling", o.profiler.Stop)
+	}
+	if o.logExport != nil {
+		run("logs", o.stopLogs)
+	}
+	if o.meters != nil {
+		run("metrics", o.meters.Shutdown)
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()

@@ -216,7 +216,7 @@ func (e *encoder) appendAny(b []byte, a any) (out []byte) {
 		return e.appendString(b, base64.StdEncoding.EncodeToString(x))
 	case json.RawMessage:
 		if !e.text && json.Valid(x) {
-			return appendCompactJSON(b, x)
+			return e.appendRawJSON(b, x)
 		}
 		return e.appendString(b, string(x))
 	case json.Marshaler:
@@ -224,10 +224,13 @@ func (e *encoder) appendAny(b []byte, a any) (out []byte) {
 			break
 		}
 		raw, err := x.MarshalJSON()
-		if err != nil || !json.Valid(raw) {
+		if err != nil {
 			return e.appendString(b, fmt.Sprintf("!ERROR: %v", err))
 		}
-		return appendCompactJSON(b, raw)
+		if !json.Valid(raw) {
+			return e.appendString(b, fmt.Sprintf("!ERROR: MarshalJSON of %T returned invalid JSON", a))
+		}
+		return e.appendRawJSON(b, raw)
 	case encoding.TextMarshaler:
 		t, err := x.MarshalText()
 		if err != nil {
@@ -246,10 +249,17 @@ func (e *encoder) appendAny(b []byte, a any) (out []byte) {
 	if err != nil {
 		return e.appendString(b, fmt.Sprintf("!ERROR: %v", err))
 	}
+	return e.appendRawJSON(b, raw)
+}
+
+// appendRawJSON appends valid JSON on one line. JSON larger than four times
+// the value limit is written as a (truncated) string instead: a bound on
+// the line that still shows the start of the value.
+func (e *encoder) appendRawJSON(b, raw []byte) []byte {
 	if e.maxValue > 0 && len(raw) > e.maxValue*4 {
 		return e.appendString(b, string(raw))
 	}
-	return append(b, raw...)
+	return appendCompactJSON(b, raw)
 }
 
 // appendCompactJSON appends raw JSON on one line.

@@ -1,184 +1,279 @@
-// Package logging is observe's slog pipeline: a handler that writes one JSON
-// (or text) line per record in observe's shape — time, level, msg, the service
-// fields, logger, trace_id and span_id from the context, then the record's
-// attributes, with no key twice — plus runtime level control per logger.
+// Package logging is observe's slog pipeline. A record passes
 //
-// Work that can be done once is done in WithAttrs/WithGroup: bound attributes
-// are redacted, resolved and encoded there, not per record. Enabled is an
-// atomic load.
+//	levels (per logger, hierarchical, changeable at runtime with a TTL)
+//	  → per-request debug (X-Observe-Debug, carried downstream in baggage)
+//	  → sampling (per level; WARN and ERROR never; whole sampled traces kept)
+//	  → redaction
+//	  → fanout: the JSON (or text) line writer, with trace_id/span_id
+//	            and, with a LoggerProvider, the OTel slog bridge (OTLP; the
+//	            SDK takes the trace context from the same context)
+//
+// composed with github.com/samber/slog-multi: Pipe for the stages, Fanout
+// for the two writers. The same records, levels and redaction reach both.
+// Level, debug and sampling decisions are taken in Enabled, before slog
+// builds the record.
+//
+// The JSON line is the hot path, and with it alone the writer does the
+// redaction and correlation stages inline, while encoding, and encodes the
+// service fields and With attributes once, in WithAttrs: a generic
+// redaction stage must rebuild every record, which costs 5 more
+// allocations and about 1.5-2x the time of the line (BenchmarkPipeline in
+// bench_test.go). With a LoggerProvider the record is redacted once, by a
+// stage in front of the fanout, for both writers.
+//
+// Line shape: time (RFC 3339, UTC), level, msg, service.name,
+// service.version, deployment.environment, logger, trace_id, span_id,
+// sample_rate, then the record's attributes; no key twice (a later
+// attribute replaces an earlier one; an attribute named like a header field
+// is written as "attr.<key>"). An error is written as its message, plus
+// "<key>.stack" when it carries a stack trace.
 package logging
 
 import (
 	"context"
-	"encoding/hex"
 	"io"
 	"log/slog"
-	"sync"
+	"runtime"
+	"slices"
+	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
+	slogmulti "github.com/samber/slog-multi"
+	"go.opentelemetry.io/contrib/bridges/otelslog"
+	otellog "go.opentelemetry.io/otel/log"
 )
 
-// Redactor is the redaction policy the handler applies to every message and
-// attribute (redact.Policy implements it).
+// Redactor is the redaction policy the pipeline applies to every message and
+// attribute, on every writer (redact.Policy implements it).
 type Redactor interface {
 	String(s string) string
 	Attr(a slog.Attr) slog.Attr
 }
 
-// Options configure a Handler.
+// Options configure a Handler. The zero value writes JSON lines at INFO to
+// io.Discard.
 type Options struct {
-	Writer io.Writer        // default io.Discard
+	Writer io.Writer        // where lines go; default io.Discard
 	Format string           // "json" (default) or "text"
 	Levels *LevelController // default: a controller at INFO
 	// Fields are written on every line right after msg, encoded once
-	// (service.name, service.version, deployment.environment).
+	// (service.name, service.version, deployment.environment). Empty
+	// string values are left out.
 	Fields   []slog.Attr
 	Redactor Redactor // nil: no redaction
 	// MaxValueBytes truncates longer string values with a marker (default
 	// 16 KiB; negative: no limit).
 	MaxValueBytes int
+	// Sampling keeps a fraction of DEBUG and INFO lines; the zero value
+	// keeps everything.
+	Sampling SampleRates
+	// DebugToken enables per-request debug: a request whose X-Observe-Debug
+	// header equals it is logged at DEBUG, downstream services included.
+	// Empty: per-request debug is off and the header is ignored.
+	DebugToken string
+	// NoAccessLog turns off the access log line observe's middleware writes
+	// per request (on by default).
+	NoAccessLog bool
+	// LoggerProvider, when set, receives every record too, through the
+	// OpenTelemetry slog bridge (OTLP export): after the same levels,
+	// sampling and redaction as the lines.
+	LoggerProvider otellog.LoggerProvider
 }
 
-// DefaultMaxValueBytes is the default limit of one string value.
-const DefaultMaxValueBytes = 16 << 10
+// Scope is the instrumentation scope of records sent to the LoggerProvider.
+const Scope = "github.com/observekit/observe/logging"
 
-// sink is what all handlers derived from one New share.
-type sink struct {
-	mu       sync.Mutex
-	w        io.Writer
-	enc      encoder
-	levels   *LevelController
-	redactor Redactor
-	fields   []slog.Attr
+// pipeline is what every Handler derived from one New shares.
+type pipeline struct {
+	levels    *LevelController
+	sampler   *sampler // nil: no sampling
+	debug     *debugVerifier
+	accessLog bool
+	redact    *redactStage // with export: redaction before the fanout; nil: the writers redact
+	export    slog.Handler // cleaning stage → OTel slog bridge; nil: no export
+	provider  otellog.LoggerProvider
 }
 
-// Handler is observe's slog.Handler.
+// Handler is observe's slog.Handler: the head of the pipeline. Derive named
+// loggers with WithName (or the package's Named).
 type Handler struct {
-	s      *sink
-	name   string
-	fixed  []byte // encoded Fields and logger
-	levels []level
+	p    *pipeline
+	name string
+	lc   *levelCache // the level for name, shared by handlers of that name
+	w    *lineWriter  // the line writer, with this handler's attrs and groups
+	x    slog.Handler // the export branch, likewise; nil without export
+	ops  []op         // attrs and groups applied since New, to rebuild x in WithName
+	next slog.Handler // stages → fanout(w, x)
 }
 
-// level is the top of the line (levels[0]) or one open group.
-type level struct {
-	group  string
-	prefix string      // text format: dotted group path
-	attrs  []slog.Attr // bound attributes, redacted, resolved, deduplicated
-	enc    []byte      // attrs encoded, each with its leading separator
-	keys   map[string]struct{}
-}
-
-// reservedKeys are written by the handler itself at the top of the line; a
-// user attribute with one of these keys is written as "attr.<key>".
-var reservedKeys = map[string]struct{}{
-	"time": {}, "level": {}, "msg": {}, "logger": {}, "trace_id": {}, "span_id": {},
-	"service.name": {}, "service.version": {}, "deployment.environment": {},
-}
-
-func isReserved(k string) bool {
-	switch k {
-	case "time", "level", "msg", "logger", "trace_id", "span_id",
-		"service.name", "service.version", "deployment.environment":
-		return true
-	}
-	return false
-}
-
-// New returns a handler writing to o.Writer.
+// New returns the head of a pipeline configured by o.
 func New(o Options) *Handler {
-	if o.Writer == nil {
-		o.Writer = io.Discard
-	}
 	if o.Levels == nil {
 		o.Levels = NewLevelController(slog.LevelInfo)
 	}
-	max := o.MaxValueBytes
-	if max == 0 {
-		max = DefaultMaxValueBytes
-	} else if max < 0 {
-		max = 0
+	p := &pipeline{
+		levels:    o.Levels,
+		debug:     newDebugVerifier(o.DebugToken),
+		accessLog: !o.NoAccessLog,
 	}
-	s := &sink{
-		w:        o.Writer,
-		enc:      encoder{text: o.Format == "text", maxValue: max},
-		levels:   o.Levels,
-		redactor: o.Redactor,
-		fields:   o.Fields,
+	p.sampler = newSampler(o.Sampling, p.debug)
+	if o.LoggerProvider != nil && o.Redactor != nil {
+		// Two writers: redact once, in a stage in front of the fanout, so
+		// both get the same redacted record and the policy counts each
+		// secret once. The writers themselves then do no redaction.
+		p.redact = &redactStage{r: o.Redactor}
+		o.Redactor = nil
 	}
-	h := &Handler{s: s, levels: []level{{}}}
-	h.fixed = h.encodeFixed()
+	h := &Handler{p: p, w: newLineWriter(&o), lc: &levelCache{}}
+	if o.LoggerProvider != nil {
+		p.export = &exportStage{
+			maxValue: h.w.s.enc.maxValue,
+			next:     otelslog.NewHandler(Scope, otelslog.WithLoggerProvider(o.LoggerProvider)),
+		}
+		h.x = p.export
+		p.provider = o.LoggerProvider
+	}
+	h.compose()
 	return h
 }
 
-func (h *Handler) encodeFixed() []byte {
-	var b []byte
-	for _, f := range h.s.fields {
-		if f.Value.Kind() == slog.KindString && f.Value.String() == "" {
-			continue
-		}
-		b = h.s.enc.appendKey(b, "", f.Key)
-		b = h.s.enc.appendValue(b, f.Value.Resolve())
+// compose builds next from the current writers: the stages in order, then
+// the fanout. slog-multi's Pipe and Fanout return the writer itself when
+// there is nothing to compose, so the plain JSON path has no wrapper.
+func (h *Handler) compose() {
+	var term slog.Handler = h.w
+	if h.x != nil {
+		term = slogmulti.Fanout(h.w, h.x)
 	}
-	if h.name != "" {
-		b = h.s.enc.appendKey(b, "", "logger")
-		b = h.s.enc.appendString(b, h.name)
+	var stages []slogmulti.Middleware
+	if h.p.sampler != nil {
+		stages = append(stages, h.p.sampler.stage)
 	}
-	return b
+	if h.p.redact != nil {
+		stages = append(stages, h.p.redact.stage)
+	}
+	h.next = slogmulti.Pipe(stages...).Handler(term)
 }
 
 // Levels returns the level controller.
-func (h *Handler) Levels() *LevelController { return h.s.levels }
+func (h *Handler) Levels() *LevelController { return h.p.levels }
 
 // Name returns the logger name ("" for the root logger).
 func (h *Handler) Name() string { return h.name }
 
+// AccessLog reports whether observe's middleware should write an access log
+// line per request.
+func (h *Handler) AccessLog() bool { return h.p.accessLog }
+
+// Dropped returns how many records sampling has dropped since New (the
+// value of observe_logs_dropped_total). Records below the level are not
+// counted: they were never wanted.
+func (h *Handler) Dropped() uint64 {
+	if h.p.sampler == nil {
+		return 0
+	}
+	return h.p.sampler.dropped.Load()
+}
+
+// DroppedRecords is Dropped, under the name observe's self-telemetry asks for.
+func (h *Handler) DroppedRecords() uint64 { return h.Dropped() }
+
+// ExportFailures returns how many OTLP exports of log records have failed,
+// when the LoggerProvider counts them (a Provider does), else 0.
+func (h *Handler) ExportFailures() uint64 {
+	if f, ok := h.p.provider.(interface{ ExportFailures() uint64 }); ok {
+		return f.ExportFailures()
+	}
+	return 0
+}
+
 // WithName returns a handler for the named logger: its lines carry
 // "logger":name and its level follows the controller's level for name.
+// Attributes and groups of h are kept.
 func (h *Handler) WithName(name string) *Handler {
 	h2 := *h
 	h2.name = name
-	h2.fixed = h2.encodeFixed()
+	h2.lc = &levelCache{}
+	h2.w = h.w.withName(name)
+	if h.p.export != nil {
+		x := h.p.export
+		if name != "" {
+			x = x.WithAttrs([]slog.Attr{slog.String("logger", name)})
+		}
+		for _, o := range h.ops {
+			if o.group != "" {
+				x = x.WithGroup(o.group)
+			} else {
+				x = x.WithAttrs(o.attrs)
+			}
+		}
+		h2.x = x
+	}
+	h2.compose()
 	return &h2
 }
 
-// Enabled reports whether a record at l would be written.
-func (h *Handler) Enabled(_ context.Context, l slog.Level) bool {
-	return l >= h.s.levels.LevelFor(h.name)
+// Enabled reports whether a record at l is wanted: at or above the logger's
+// level (and kept by sampling), or in a request marked for debug.
+func (h *Handler) Enabled(ctx context.Context, l slog.Level) bool {
+	if l < h.level() {
+		return debugActive.Load() > 0 && DebugEnabled(ctx)
+	}
+	if h.p.sampler == nil || l >= slog.LevelWarn {
+		return true
+	}
+	return h.next.Enabled(ctx, l) // the sampling stage decides
 }
 
-// WithAttrs returns a handler whose lines carry as. They are redacted,
-// resolved and encoded now, once.
+// levelCache holds a named logger's level with the controller version it
+// was computed at: the hierarchical look-up (a map probe per dotted
+// segment) runs once per change instead of once per Enabled.
+type levelCache struct {
+	v atomic.Uint64 // (version+1)<<32 | uint32(level); 0: empty
+}
+
+// level returns the level that applies to h's logger.
+func (h *Handler) level() slog.Level {
+	c := h.p.levels
+	if h.name == "" {
+		return c.Level()
+	}
+	// Read the version before the levels: a change in between leaves a
+	// stale version in the cache, which the next call recomputes.
+	ver := (c.version.Load() + 1) & 0xffffffff
+	if ver == 0 {
+		ver = 1 // 0 means empty
+	}
+	if got := h.lc.v.Load(); got>>32 == ver {
+		return slog.Level(int32(uint32(got)))
+	}
+	l := c.LevelFor(h.name)
+	h.lc.v.Store(ver<<32 | uint64(uint32(int32(l))))
+	return l
+}
+
+// Handle sends r down the pipeline. Callers must have asked Enabled first
+// (slog.Logger does).
+func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
+	return h.next.Handle(ctx, r)
+}
+
+// WithAttrs returns a handler whose records carry as.
 func (h *Handler) WithAttrs(as []slog.Attr) slog.Handler {
 	if len(as) == 0 {
 		return h
 	}
 	h2 := *h
-	h2.levels = make([]level, len(h.levels))
-	copy(h2.levels, h.levels)
-	i := len(h2.levels) - 1
-	lv := h2.levels[i]
-	merged := make([]slog.Attr, 0, len(lv.attrs)+len(as))
-	merged = append(merged, lv.attrs...)
-	for _, a := range as {
-		merged = h.appendPrepared(merged, a, i == 0)
+	if h.p.redact != nil {
+		as = h.p.redact.attrs(as)
 	}
-	lv.attrs = dedupe(merged)
-	lv.enc = nil
-	st := state{b: nil, prefix: lv.prefix}
-	for _, a := range lv.attrs {
-		h.appendAttr(&st, a)
+	h2.w = h.w.withAttrs(as)
+	if h.x != nil {
+		as = slices.Clone(as)
+		h2.x = h.x.WithAttrs(as)
+		h2.ops = append(slices.Clip(h.ops), op{attrs: as})
 	}
-	lv.enc = st.b
-	lv.keys = nil
-	if len(lv.attrs) > 8 {
-		lv.keys = make(map[string]struct{}, len(lv.attrs))
-		for _, a := range lv.attrs {
-			lv.keys[a.Key] = struct{}{}
-		}
-	}
-	h2.levels[i] = lv
+	h2.compose()
 	return &h2
 }
 
@@ -188,301 +283,22 @@ func (h *Handler) WithGroup(name string) slog.Handler {
 		return h
 	}
 	h2 := *h
-	h2.levels = make([]level, len(h.levels), len(h.levels)+1)
-	copy(h2.levels, h.levels)
-	prefix := name
-	if p := h.levels[len(h.levels)-1].prefix; p != "" {
-		prefix = p + "." + name
+	h2.w = h.w.withGroup(name)
+	if h.x != nil {
+		h2.x = h.x.WithGroup(name)
+		h2.ops = append(slices.Clip(h.ops), op{group: name})
 	}
-	h2.levels = append(h2.levels, level{group: name, prefix: prefix})
+	h2.compose()
 	return &h2
 }
 
-// appendPrepared redacts and resolves a, flattens inline groups (empty key)
-// and renames reserved keys at the top level.
-func (h *Handler) appendPrepared(dst []slog.Attr, a slog.Attr, top bool) []slog.Attr {
-	if h.s.redactor != nil {
-		a = h.s.redactor.Attr(a)
-	}
-	a.Value = a.Value.Resolve()
-	if a.Equal(slog.Attr{}) {
-		return dst
-	}
-	if a.Value.Kind() == slog.KindGroup && a.Key == "" {
-		for _, ga := range a.Value.Group() {
-			dst = h.appendPrepared(dst, ga, top)
-		}
-		return dst
-	}
-	if top && isReserved(a.Key) {
-		a.Key = "attr." + a.Key
-	}
-	return append(dst, a)
-}
-
-// dedupe keeps the last attribute of each key, at its last position.
-func dedupe(as []slog.Attr) []slog.Attr {
-	dup := false
-	for i := 1; i < len(as) && !dup; i++ {
-		for j := 0; j < i; j++ {
-			if as[i].Key == as[j].Key {
-				dup = true
-				break
-			}
-		}
-	}
-	if !dup {
-		return as
-	}
-	seen := make(map[string]struct{}, len(as))
-	out := make([]slog.Attr, 0, len(as))
-	for i := len(as) - 1; i >= 0; i-- {
-		if _, ok := seen[as[i].Key]; ok {
-			continue
-		}
-		seen[as[i].Key] = struct{}{}
-		out = append(out, as[i])
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
-	return out
-}
-
-type state struct {
-	b      []byte
-	prefix string
-	first  bool // JSON: the next key opens an object and takes no comma
-}
-
-func (st *state) key(e *encoder, k string) {
-	if st.first && !e.text {
-		st.b = e.appendJSONString(st.b, k)
-		st.b = append(st.b, ':')
-		st.first = false
-		return
-	}
-	st.b = e.appendKey(st.b, st.prefix, k)
-}
-
-// appendAttr encodes one prepared attribute.
-func (h *Handler) appendAttr(st *state, a slog.Attr) {
-	e := &h.s.enc
-	v := a.Value.Resolve()
-	if v.Kind() != slog.KindGroup {
-		st.key(e, a.Key)
-		st.b = e.appendValue(st.b, v)
-		return
-	}
-	attrs := v.Group()
-	if len(attrs) == 0 {
-		return
-	}
-	if a.Key == "" {
-		for _, ga := range attrs {
-			h.appendAttr(st, ga)
-		}
-		return
-	}
-	attrs = dedupe(attrs)
-	if e.text {
-		saved := st.prefix
-		if saved == "" {
-			st.prefix = a.Key
-		} else {
-			st.prefix = saved + "." + a.Key
-		}
-		for _, ga := range attrs {
-			h.appendAttr(st, ga)
-		}
-		st.prefix = saved
-		return
-	}
-	st.key(e, a.Key)
-	st.b = append(st.b, '{')
-	st.first = true
-	for _, ga := range attrs {
-		if ga.Value.Kind() == slog.KindGroup || ga.Key != "" || !ga.Equal(slog.Attr{}) {
-			h.appendAttr(st, ga)
-		}
-	}
-	st.first = false
-	st.b = append(st.b, '}')
-}
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
-// Handle writes one line.
-func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
-	bp := bufPool.Get().(*[]byte)
-	st := state{b: (*bp)[:0]}
-	e := &h.s.enc
-
-	// Header: time, level, msg.
-	t := r.Time
-	if t.IsZero() {
-		t = time.Now()
-	}
-	msg := r.Message
-	if h.s.redactor != nil {
-		msg = h.s.redactor.String(msg)
-	}
-	if e.text {
-		st.b = append(st.b, "time="...)
-		st.b = t.UTC().AppendFormat(st.b, time.RFC3339Nano)
-		st.b = append(st.b, " level="...)
-		st.b = appendLevel(st.b, r.Level)
-		st.b = append(st.b, " msg="...)
-		st.b = e.appendTextString(st.b, msg)
-	} else {
-		st.b = append(st.b, `{"time":"`...)
-		st.b = t.UTC().AppendFormat(st.b, time.RFC3339Nano)
-		st.b = append(st.b, `","level":"`...)
-		st.b = appendLevel(st.b, r.Level)
-		st.b = append(st.b, `","msg":`...)
-		st.b = e.appendJSONString(st.b, msg)
-	}
-	st.b = append(st.b, h.fixed...)
-	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-		tid, sid := sc.TraceID(), sc.SpanID()
-		if e.text {
-			st.b = append(st.b, " trace_id="...)
-			st.b = hex.AppendEncode(st.b, tid[:])
-			st.b = append(st.b, " span_id="...)
-			st.b = hex.AppendEncode(st.b, sid[:])
-		} else {
-			st.b = append(st.b, `,"trace_id":"`...)
-			st.b = hex.AppendEncode(st.b, tid[:])
-			st.b = append(st.b, `","span_id":"`...)
-			st.b = hex.AppendEncode(st.b, sid[:])
-			st.b = append(st.b, '"')
-		}
-	}
-
-	// Bound attributes and open groups. The innermost level receives the
-	// record's attributes; outer groups are opened only if something will be
-	// written inside them (slog drops empty groups).
-	last := len(h.levels) - 1
-	deepest := 0
-	if r.NumAttrs() > 0 {
-		deepest = last
-	} else {
-		for i := last; i > 0; i-- {
-			if len(h.levels[i].enc) > 0 {
-				deepest = i
-				break
-			}
-		}
-	}
-	for i := 0; i <= deepest; i++ {
-		lv := &h.levels[i]
-		if i > 0 {
-			st.prefix = lv.prefix
-			if !e.text {
-				st.key(e, lv.group)
-				st.b = append(st.b, '{')
-				st.first = true
-			}
-		}
-		if i == last && r.NumAttrs() > 0 {
-			h.appendRecordAttrs(&st, lv, r, i == 0)
-			continue
-		}
-		h.appendEncoded(&st, lv.enc)
-	}
-	if !e.text {
-		for i := 1; i <= deepest; i++ {
-			st.b = append(st.b, '}')
-		}
-		st.b = append(st.b, '}')
-	}
-	st.b = append(st.b, '\n')
-
-	h.s.mu.Lock()
-	_, err := h.s.w.Write(st.b)
-	h.s.mu.Unlock()
-	if cap(st.b) <= 64<<10 {
-		*bp = st.b
-		bufPool.Put(bp)
-	}
-	return err
-}
-
-// appendEncoded appends pre-encoded attributes, dropping the leading comma
-// when they open an object.
-func (h *Handler) appendEncoded(st *state, enc []byte) {
-	if len(enc) == 0 {
-		return
-	}
-	if st.first && !h.s.enc.text {
-		st.b = append(st.b, enc[1:]...)
-		st.first = false
-		return
-	}
-	st.b = append(st.b, enc...)
-}
-
-// appendRecordAttrs writes the level's bound attributes and the record's.
-// The fast path encodes directly, checking keys as it goes; a repeated key
-// or an inline group sends the level to the slow path, which merges and
-// deduplicates (a later attribute replaces an earlier one).
-func (h *Handler) appendRecordAttrs(st *state, lv *level, r slog.Record, top bool) {
-	mark, markFirst := len(st.b), st.first
-	h.appendEncoded(st, lv.enc)
-	var seenArr [16]string
-	seen := seenArr[:0]
-	slow := false
-	r.Attrs(func(a slog.Attr) bool {
-		if h.s.redactor != nil {
-			a = h.s.redactor.Attr(a)
-		}
-		a.Value = a.Value.Resolve()
-		if a.Equal(slog.Attr{}) {
-			return true
-		}
-		if (a.Key == "" && a.Value.Kind() == slog.KindGroup) || (top && isReserved(a.Key)) || lv.has(a.Key) {
-			slow = true
-			return false
-		}
-		for _, k := range seen {
-			if k == a.Key {
-				slow = true
-				return false
-			}
-		}
-		if len(seen) < cap(seenArr) {
-			seen = append(seen, a.Key)
-		} else {
-			slow = true // too many to track cheaply; let the slow path check
-			return false
-		}
-		h.appendAttr(st, a)
-		return true
-	})
-	if !slow {
-		return
-	}
-	st.b, st.first = st.b[:mark], markFirst
-	all := make([]slog.Attr, 0, len(lv.attrs)+r.NumAttrs())
-	all = append(all, lv.attrs...)
-	r.Attrs(func(a slog.Attr) bool {
-		all = h.appendPrepared(all, a, top)
-		return true
-	})
-	for _, a := range dedupe(all) {
-		h.appendAttr(st, a)
-	}
-}
-
-func (lv *level) has(k string) bool {
-	if lv.keys != nil {
-		_, ok := lv.keys[k]
-		return ok
-	}
-	for i := range lv.attrs {
-		if lv.attrs[i].Key == k {
-			return true
-		}
-	}
-	return false
+// Audit writes a WARN record whatever the levels and sampling say: for
+// changes an operator must always be able to trace, such as log level
+// changes made at runtime.
+func (h *Handler) Audit(ctx context.Context, msg string, attrs ...slog.Attr) {
+	var pcs [1]uintptr
+	runtime.Callers(2, pcs[:])
+	r := slog.NewRecord(time.Now(), slog.LevelWarn, msg, pcs[0])
+	r.AddAttrs(attrs...)
+	_ = h.next.Handle(ctx, r)
 }

@@ -3,7 +3,6 @@ package logging
 import (
 	"fmt"
 	"log/slog"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -164,28 +163,45 @@ func (c *LevelController) setLocked(logger string, l slog.Level, present bool) {
 type Snapshot struct {
 	Level   string            `json:"level"`
 	Loggers map[string]string `json:"loggers"`
-	// Reverts lists pending TTL reverts: logger ("" for global) → RFC 3339 time.
-	Reverts map[string]string `json:"reverts,omitempty"`
+	// Reverts lists pending TTL reverts by logger, GlobalName for the
+	// global level.
+	Reverts map[string]Revert `json:"reverts,omitempty"`
 }
+
+// Revert is a pending TTL revert.
+type Revert struct {
+	At string `json:"at"` // RFC 3339, UTC
+	// To is the level that returns; "inherit" when the logger's own level
+	// goes away and it follows its ancestors again.
+	To string `json:"to"`
+}
+
+// GlobalName stands for the global level where a logger name is expected
+// (Snapshot.Reverts, the WARN lines of changes).
+const GlobalName = "(global)"
 
 // Snapshot returns the current levels.
 func (c *LevelController) Snapshot() Snapshot {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := Snapshot{Level: LevelName(c.Level()), Loggers: map[string]string{}}
-	names := make([]string, 0, len(*c.loggers.Load()))
-	for n := range *c.loggers.Load() {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		s.Loggers[n] = LevelName((*c.loggers.Load())[n])
+	m := *c.loggers.Load()
+	s := Snapshot{Level: LevelName(c.Level()), Loggers: make(map[string]string, len(m))}
+	for n, l := range m {
+		s.Loggers[n] = LevelName(l)
 	}
 	for n, r := range c.timers {
 		if s.Reverts == nil {
-			s.Reverts = map[string]string{}
+			s.Reverts = map[string]Revert{}
 		}
-		s.Reverts[n] = r.until.UTC().Format(time.RFC3339)
+		to := "inherit"
+		if r.had {
+			to = LevelName(r.prev)
+		}
+		key := n
+		if n == "" {
+			key = GlobalName
+		}
+		s.Reverts[key] = Revert{At: r.until.UTC().Format(time.RFC3339), To: to}
 	}
 	return s
 }

@@ -17,6 +17,8 @@ type SpanStore struct {
 	next  int
 	full  bool
 	total uint64
+
+	redactor Redactor // applied on read, off the request path
 }
 
 // NewSpanStore returns a store holding up to size spans.
@@ -52,25 +54,40 @@ func (s *SpanStore) Shutdown(context.Context) error { return nil }
 // ForceFlush implements sdktrace.SpanProcessor.
 func (s *SpanStore) ForceFlush(context.Context) error { return nil }
 
-// Spans returns the stored spans, oldest first.
+// Spans returns the stored spans, oldest first, redacted like exported
+// spans are.
 func (s *SpanStore) Spans() []sdktrace.ReadOnlySpan {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []sdktrace.ReadOnlySpan
 	if s.full {
 		out = append(out, s.ring[s.next:]...)
 	}
 	out = append(out, s.ring[:s.next]...)
+	s.mu.Unlock()
+	for i, sp := range out {
+		out[i] = redactSpan(s.redactor, sp)
+	}
 	return out
 }
 
 // Trace returns the stored spans of one trace, oldest first.
 func (s *SpanStore) Trace(id trace.TraceID) []sdktrace.ReadOnlySpan {
 	var out []sdktrace.ReadOnlySpan
-	for _, sp := range s.Spans() {
-		if sp.SpanContext().TraceID() == id {
-			out = append(out, sp)
+	s.mu.Lock()
+	add := func(spans []sdktrace.ReadOnlySpan) {
+		for _, sp := range spans {
+			if sp != nil && sp.SpanContext().TraceID() == id {
+				out = append(out, sp)
+			}
 		}
+	}
+	if s.full {
+		add(s.ring[s.next:])
+	}
+	add(s.ring[:s.next])
+	s.mu.Unlock()
+	for i, sp := range out {
+		out[i] = redactSpan(s.redactor, sp)
 	}
 	return out
 }

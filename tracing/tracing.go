@@ -8,11 +8,14 @@ package tracing
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +27,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/credentials"
 )
 
 // InstrumentationName is the instrumentation scope of spans created by observe.
@@ -51,47 +55,86 @@ type Config struct {
 	// StoreSize bounds the in-process store of recent finished spans
 	// (default 1000). The store is kept whatever the exporter.
 	StoreSize int
+	// Batch tunes the bounded export queue (OTEL_BSP_* in the spec).
+	Batch BatchConfig
 	// QueueSize bounds the batch queue (default 2048); spans beyond it are
-	// dropped and counted.
+	// dropped and counted. Deprecated spelling of Batch.MaxQueueSize, which
+	// wins when both are set.
 	QueueSize int
 	// ExtraProcessors run after the store, before the exporter.
 	ExtraProcessors []sdktrace.SpanProcessor
+	// Tail, when set, turns local tail sampling on in place of Sampler (see
+	// TailSampler): kept spans reach the store, ExtraProcessors and the
+	// exporter; Provider.Tail returns it.
+	Tail *TailConfig
+
+	// Redactor, when set, scrubs span and span-event attributes, status
+	// messages and link attributes before they leave the process (exporter)
+	// or are read from the in-process store. URL user info in url.full is
+	// always replaced, with or without a Redactor. observe.Init passes the
+	// process's redaction policy.
+	Redactor Redactor
+
+	// Logger receives the exporter's failures (rate limited); nil:
+	// slog.Default() at the time of the failure.
+	Logger *slog.Logger
+}
+
+// BatchConfig bounds the export queue. Zero values are the spec defaults.
+type BatchConfig struct {
+	MaxQueueSize       int           // default 2048
+	MaxExportBatchSize int           // default 512
+	ScheduleDelay      time.Duration // default 1s (the spec's 5s is long for interactive use)
+	ExportTimeout      time.Duration // default 30s
 }
 
 // OTLPConfig is the resolved OTLP exporter configuration.
 type OTLPConfig struct {
 	Protocol string            // "grpc" or "http/protobuf" (default)
-	Endpoint string            // full URL; "" means the exporter's default (localhost)
+	Endpoint string            // full URL; "" means the spec default (http://localhost:4317 or :4318/v1/traces)
 	Headers  map[string]string // sent with every export
-	Insecure bool              // plain text even for an https-less URL with grpc
-	Timeout  time.Duration     // per export
+	// Insecure forces plain text when Endpoint is empty or has no scheme;
+	// an http:// or https:// Endpoint decides by its scheme, as the spec says.
+	Insecure    bool
+	Timeout     time.Duration // per export, retries included (default 10s)
+	TLS         *tls.Config   // CA / client certificate (OTEL_EXPORTER_OTLP_CERTIFICATE…); nil: system roots
+	Compression string        // "gzip" or "" / "none"
 }
 
 // Provider owns the SDK tracer provider and what hangs off it.
 type Provider struct {
-	tp     *sdktrace.TracerProvider
-	tracer trace.Tracer
-	store  *SpanStore
-	abort  func()
+	tp        *sdktrace.TracerProvider
+	tracer    trace.Tracer
+	sdkTracer trace.Tracer // tracer before any WrapTracers
+	store     *SpanStore
+	// startAttrs: something may look at a span's attributes as it starts
+	// (a sampler of unknown kind, an extra processor's OnStart).
+	startAttrs bool
+	batch      *batchProcessor // nil when nothing is exported
+	redactor   Redactor
+	tail       *TailSampler // nil unless Config.Tail
 }
 
 // New builds a Provider. It never waits on the network: exporters connect
 // lazily on the first export.
 func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if cfg.Sampler == nil {
-		cfg.Sampler = sdktrace.ParentBased(sdktrace.AlwaysSample())
+		cfg.Sampler = attributeBlindSampler{sdktrace.ParentBased(sdktrace.AlwaysSample())}
 	}
 	if cfg.StoreSize <= 0 {
 		cfg.StoreSize = 1000
 	}
-	if cfg.QueueSize <= 0 {
-		cfg.QueueSize = sdktrace.DefaultMaxQueueSize
+	if cfg.Batch.MaxQueueSize <= 0 {
+		cfg.Batch.MaxQueueSize = cfg.QueueSize
 	}
 	exp, err := newExporter(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	p := &Provider{store: NewSpanStore(cfg.StoreSize)}
+	p := &Provider{store: NewSpanStore(cfg.StoreSize), redactor: cfg.Redactor}
+	// The tail sampler's head sampler and processors ignore attributes too.
+	p.startAttrs = !attributeBlind(cfg.Sampler) || len(cfg.ExtraProcessors) > 0
+	p.store.redactor = cfg.Redactor
 	opts := []sdktrace.TracerProviderOption{
 		sdktrace.WithSampler(cfg.Sampler),
 		sdktrace.WithSpanProcessor(p.store),
@@ -102,19 +145,16 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	for _, sp := range cfg.ExtraProcessors {
 		opts = append(opts, sdktrace.WithSpanProcessor(sp))
 	}
-	p.abort = func() {}
 	if exp != nil {
-		ab := newAbortable(exp)
-		p.abort = ab.abort
-		exp = ab
-		bsp := sdktrace.NewBatchSpanProcessor(exp,
-			sdktrace.WithMaxQueueSize(cfg.QueueSize),
-			sdktrace.WithBatchTimeout(time.Second),
-		)
-		opts = append(opts, sdktrace.WithSpanProcessor(bsp))
+		p.batch = newBatchProcessor(exp, cfg.Batch, cfg.Redactor, cfg.Logger)
+		opts = append(opts, sdktrace.WithSpanProcessor(p.batch))
+	}
+	if cfg.Tail != nil {
+		opts = append(opts, p.installTail(*cfg.Tail, cfg.ExtraProcessors)...)
 	}
 	p.tp = sdktrace.NewTracerProvider(opts...)
 	p.tracer = p.tp.Tracer(InstrumentationName)
+	p.sdkTracer = p.tracer
 	return p, nil
 }
 
@@ -143,34 +183,70 @@ func newOTLPExporter(ctx context.Context, c OTLPConfig) (sdktrace.SpanExporter, 
 	if c.Timeout <= 0 {
 		c.Timeout = 10 * time.Second
 	}
+	gzip := false
+	switch c.Compression {
+	case "", "none":
+	case "gzip":
+		gzip = true
+	default:
+		return nil, fmt.Errorf("tracing: unknown OTLP compression %q (accepted: gzip, none)", c.Compression)
+	}
 	switch c.Protocol {
 	case "grpc":
 		opts := []otlptracegrpc.Option{otlptracegrpc.WithTimeout(c.Timeout)}
-		if c.Endpoint != "" {
+		switch {
+		case hasScheme(c.Endpoint):
 			opts = append(opts, otlptracegrpc.WithEndpointURL(c.Endpoint))
+		case c.Endpoint != "":
+			opts = append(opts, otlptracegrpc.WithEndpoint(c.Endpoint))
+		default:
+			opts = append(opts, otlptracegrpc.WithEndpointURL("http://localhost:4317"))
 		}
-		if c.Insecure {
+		if c.Insecure && !hasScheme(c.Endpoint) && c.Endpoint != "" {
 			opts = append(opts, otlptracegrpc.WithInsecure())
+		}
+		if c.TLS != nil && !isHTTP(c.Endpoint) {
+			opts = append(opts, otlptracegrpc.WithTLSCredentials(credentials.NewTLS(c.TLS)))
 		}
 		if len(c.Headers) > 0 {
 			opts = append(opts, otlptracegrpc.WithHeaders(c.Headers))
 		}
+		if gzip {
+			opts = append(opts, otlptracegrpc.WithCompressor("gzip"))
+		}
 		return otlptracegrpc.New(ctx, opts...)
 	case "", "http/protobuf":
 		opts := []otlptracehttp.Option{otlptracehttp.WithTimeout(c.Timeout)}
-		if c.Endpoint != "" {
+		switch {
+		case hasScheme(c.Endpoint):
 			opts = append(opts, otlptracehttp.WithEndpointURL(c.Endpoint))
+		case c.Endpoint != "":
+			opts = append(opts, otlptracehttp.WithEndpoint(c.Endpoint))
+		default:
+			opts = append(opts, otlptracehttp.WithEndpointURL("http://localhost:4318/v1/traces"))
 		}
-		if c.Insecure {
+		if c.Insecure && !hasScheme(c.Endpoint) && c.Endpoint != "" {
 			opts = append(opts, otlptracehttp.WithInsecure())
+		}
+		if c.TLS != nil && !isHTTP(c.Endpoint) {
+			opts = append(opts, otlptracehttp.WithTLSClientConfig(c.TLS))
 		}
 		if len(c.Headers) > 0 {
 			opts = append(opts, otlptracehttp.WithHeaders(c.Headers))
+		}
+		if gzip {
+			opts = append(opts, otlptracehttp.WithCompression(otlptracehttp.GzipCompression))
 		}
 		return otlptracehttp.New(ctx, opts...)
 	}
 	return nil, fmt.Errorf("tracing: unknown OTLP protocol %q (accepted: grpc, http/protobuf)", c.Protocol)
 }
+
+func hasScheme(endpoint string) bool {
+	return strings.HasPrefix(endpoint, "http://") || strings.HasPrefix(endpoint, "https://")
+}
+
+func isHTTP(endpoint string) bool { return strings.HasPrefix(endpoint, "http://") }
 
 // TracerProvider returns the SDK provider.
 func (p *Provider) TracerProvider() *sdktrace.TracerProvider { return p.tp }
@@ -178,16 +254,60 @@ func (p *Provider) TracerProvider() *sdktrace.TracerProvider { return p.tp }
 // Tracer returns observe's own tracer (scope InstrumentationName).
 func (p *Provider) Tracer() trace.Tracer { return p.tracer }
 
+// TracerWrapped reports whether Tracer goes through a wrapper (WrapTracers),
+// such as profiling's span↔profile links, which label a span's work with
+// what is known when it starts: instrumentation then does the extra work of
+// knowing more at start (the HTTP route, say).
+func (p *Provider) TracerWrapped() bool { return p.tracer != p.sdkTracer }
+
+// StartAttributesObserved reports whether anything looks at a span's
+// attributes when it starts: a sampler not made by NewSampler, an extra span
+// processor, or a wrapped tracer (TracerWrapped). When nothing does,
+// instrumentation may hand the attributes it knows at the start over with
+// those it learns at the end, in one copy: the finished span is the same,
+// for less work on the request path.
+func (p *Provider) StartAttributesObserved() bool { return p.startAttrs || p.TracerWrapped() }
+
 // Store returns the in-process store of recent finished spans.
 func (p *Provider) Store() *SpanStore { return p.store }
 
-// Shutdown flushes and stops every processor and exporter by ctx's deadline.
-// Past the deadline, in-flight exports are aborted so nothing keeps running.
-func (p *Provider) Shutdown(ctx context.Context) error {
-	return shutdownBy(ctx, p.abort, p.tp.Shutdown)
+// Redactor returns the redaction policy spans are scrubbed with (nil: none).
+func (p *Provider) Redactor() Redactor { return p.redactor }
+
+// DroppedSpans reports how many sampled spans never reached the backend:
+// the export queue was full, the provider was shut down, or the batch
+// holding them failed to export. observe exports it as
+// observe_spans_dropped_total.
+func (p *Provider) DroppedSpans() uint64 {
+	if p == nil || p.batch == nil {
+		return 0
+	}
+	return p.batch.dropped.Load()
 }
 
-// ForceFlush exports what is queued.
+// ExportFailures reports how many export calls failed (each may have held
+// many spans). observe exports it as
+// observe_export_failures_total{signal="traces"}.
+func (p *Provider) ExportFailures() uint64 {
+	if p == nil || p.batch == nil {
+		return 0
+	}
+	return p.batch.failures.Load()
+}
+
+// ExportedSpans reports how many spans the exporter accepted.
+func (p *Provider) ExportedSpans() uint64 {
+	if p == nil || p.batch == nil {
+		return 0
+	}
+	return p.batch.exported.Load()
+}
+
+// Shutdown flushes and stops every processor and exporter by ctx's deadline.
+// It is idempotent.
+func (p *Provider) Shutdown(ctx context.Context) error { return p.tp.Shutdown(ctx) }
+
+// ForceFlush exports what is queued, by ctx's deadline.
 func (p *Provider) ForceFlush(ctx context.Context) error { return p.tp.ForceFlush(ctx) }
 
 var current atomic.Pointer[Provider]
@@ -199,9 +319,26 @@ func SetCurrent(p *Provider) { current.Store(p) }
 // Current returns the provider set by SetCurrent, or nil.
 func Current() *Provider { return current.Load() }
 
+// attributeBlindSampler marks the samplers NewSampler makes: none of them
+// reads SamplingParameters.Attributes.
+type attributeBlindSampler struct{ sdktrace.Sampler }
+
+func attributeBlind(s sdktrace.Sampler) bool {
+	_, ok := s.(attributeBlindSampler)
+	return ok
+}
+
 // NewSampler builds one of the OTel spec's OTEL_TRACES_SAMPLER values with
 // its argument.
 func NewSampler(name, arg string) (sdktrace.Sampler, error) {
+	s, err := newSampler(name, arg)
+	if err != nil {
+		return nil, err
+	}
+	return attributeBlindSampler{s}, nil
+}
+
+func newSampler(name, arg string) (sdktrace.Sampler, error) {
 	ratio := func() (float64, error) {
 		if arg == "" {
 			return 1, nil

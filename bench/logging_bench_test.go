@@ -1,0 +1,194 @@
+package bench
+
+// The logging comparison of issue 5: one 10-attribute line with a span in
+// the context, through the observe logger (observe.Init's slog.Default():
+// redaction, service fields, trace correlation) against slog.JSONHandler,
+// zap and zerolog writing the same attributes; and a disabled level.
+//
+//	cd bench && go test -run '^$' -bench 'Logging' -benchmem -count 5 .
+//
+// zap and zerolog do not read the trace from a context; the "+trace"
+// variants add trace_id and span_id by hand, as a user of theirs would.
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/observekit/observe"
+	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+func logSpanCtx() context.Context {
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID:    trace.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16},
+		SpanID:     trace.SpanID{1, 2, 3, 4, 5, 6, 7, 8},
+		TraceFlags: trace.FlagsSampled,
+	})
+	return trace.ContextWithSpanContext(context.Background(), sc)
+}
+
+var (
+	observeOnce   sync.Once
+	observeLogger *slog.Logger
+)
+
+// observeLog is the logger observe.Init installs, writing to io.Discard.
+func observeLog(b *testing.B) *slog.Logger {
+	observeOnce.Do(func() {
+		obs, err := observe.Init(context.Background(),
+			observe.WithServiceName("checkout"), observe.WithServiceVersion("1.4.2"), observe.WithEnvironment("prod"),
+			observe.WithLogWriter(io.Discard), observe.WithAdminAddr("off"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		observeLogger = obs.Logger()
+	})
+	return observeLogger
+}
+
+func slogTen(ctx context.Context, l *slog.Logger) {
+	l.LogAttrs(ctx, slog.LevelInfo, "request handled",
+		slog.String("method", "GET"),
+		slog.String("route", "/users/{id}"),
+		slog.Int("status", 200),
+		slog.Duration("elapsed", 1234*time.Microsecond),
+		slog.Int64("bytes", 5123),
+		slog.String("user", "u-1234"),
+		slog.Bool("cache_hit", true),
+		slog.Float64("ratio", 0.75),
+		slog.String("region", "eu-west-1"),
+		slog.Int("attempt", 1),
+	)
+}
+
+func zapTen(l *zap.Logger, extra ...zap.Field) {
+	fields := []zap.Field{
+		zap.String("method", "GET"),
+		zap.String("route", "/users/{id}"),
+		zap.Int("status", 200),
+		zap.Duration("elapsed", 1234*time.Microsecond),
+		zap.Int64("bytes", 5123),
+		zap.String("user", "u-1234"),
+		zap.Bool("cache_hit", true),
+		zap.Float64("ratio", 0.75),
+		zap.String("region", "eu-west-1"),
+		zap.Int("attempt", 1),
+	}
+	l.Info("request handled", append(fields, extra...)...)
+}
+
+func newZap() *zap.Logger {
+	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(io.Discard), zap.InfoLevel)).
+		With(zap.String("service.name", "checkout"), zap.String("service.version", "1.4.2"), zap.String("deployment.environment", "prod"))
+}
+
+func newZerolog() zerolog.Logger {
+	return zerolog.New(io.Discard).Level(zerolog.InfoLevel).With().Timestamp().
+		Str("service.name", "checkout").Str("service.version", "1.4.2").Str("deployment.environment", "prod").Logger()
+}
+
+func zerologTen(l *zerolog.Logger, ctx context.Context, withTrace bool) {
+	e := l.Info().
+		Str("method", "GET").
+		Str("route", "/users/{id}").
+		Int("status", 200).
+		Dur("elapsed", 1234*time.Microsecond).
+		Int64("bytes", 5123).
+		Str("user", "u-1234").
+		Bool("cache_hit", true).
+		Float64("ratio", 0.75).
+		Str("region", "eu-west-1").
+		Int("attempt", 1)
+	if withTrace {
+		sc := trace.SpanContextFromContext(ctx)
+		e = e.Str("trace_id", sc.TraceID().String()).Str("span_id", sc.SpanID().String())
+	}
+	e.Msg("request handled")
+}
+
+func BenchmarkLoggingTenAttrs(b *testing.B) {
+	ctx := logSpanCtx()
+	b.Run("observe", func(b *testing.B) {
+		l := observeLog(b)
+		b.ReportAllocs()
+		for b.Loop() {
+			slogTen(ctx, l)
+		}
+	})
+	b.Run("slog.JSONHandler", func(b *testing.B) {
+		l := slog.New(slog.NewJSONHandler(io.Discard, nil))
+		b.ReportAllocs()
+		for b.Loop() {
+			slogTen(ctx, l)
+		}
+	})
+	b.Run("zap", func(b *testing.B) {
+		l := newZap()
+		b.ReportAllocs()
+		for b.Loop() {
+			zapTen(l)
+		}
+	})
+	b.Run("zap+trace", func(b *testing.B) {
+		l := newZap()
+		b.ReportAllocs()
+		for b.Loop() {
+			sc := trace.SpanContextFromContext(ctx)
+			zapTen(l, zap.String("trace_id", sc.TraceID().String()), zap.String("span_id", sc.SpanID().String()))
+		}
+	})
+	b.Run("zerolog", func(b *testing.B) {
+		l := newZerolog()
+		b.ReportAllocs()
+		for b.Loop() {
+			zerologTen(&l, ctx, false)
+		}
+	})
+	b.Run("zerolog+trace", func(b *testing.B) {
+		l := newZerolog()
+		b.ReportAllocs()
+		for b.Loop() {
+			zerologTen(&l, ctx, true)
+		}
+	})
+}
+
+func BenchmarkLoggingDisabled(b *testing.B) {
+	ctx := logSpanCtx()
+	b.Run("observe", func(b *testing.B) {
+		l := observeLog(b)
+		b.ReportAllocs()
+		for b.Loop() {
+			l.LogAttrs(ctx, slog.LevelDebug, "cache miss", slog.String("key", "k"), slog.Int("n", 1))
+		}
+	})
+	b.Run("slog.JSONHandler", func(b *testing.B) {
+		l := slog.New(slog.NewJSONHandler(io.Discard, nil))
+		b.ReportAllocs()
+		for b.Loop() {
+			l.LogAttrs(ctx, slog.LevelDebug, "cache miss", slog.String("key", "k"), slog.Int("n", 1))
+		}
+	})
+	b.Run("zap", func(b *testing.B) {
+		l := newZap()
+		b.ReportAllocs()
+		for b.Loop() {
+			l.Debug("cache miss", zap.String("key", "k"), zap.Int("n", 1))
+		}
+	})
+	b.Run("zerolog", func(b *testing.B) {
+		l := newZerolog()
+		b.ReportAllocs()
+		for b.Loop() {
+			l.Debug().Str("key", "k").Int("n", 1).Msg("cache miss")
+		}
+	})
+}

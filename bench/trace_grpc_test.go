@@ -1,0 +1,90 @@
+package bench
+
+import (
+	"context"
+	"net"
+	"testing"
+
+	"github.com/observekit/observe/middleware"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/test/bufconn"
+)
+
+// A unary call through an in-memory connection (bufconn), client and server
+// both instrumented; see trace_http_test.go for the terms of comparison.
+
+type unaryService struct {
+	testpb.UnimplementedTestServiceServer
+}
+
+func (unaryService) UnaryCall(context.Context, *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	return &testpb.SimpleResponse{Username: "u"}, nil
+}
+
+func grpcConn(b *testing.B, server []grpc.ServerOption, client []grpc.DialOption) testpb.TestServiceClient {
+	b.Helper()
+	ln := bufconn.Listen(1 << 20)
+	srv := grpc.NewServer(server...)
+	testpb.RegisterTestServiceServer(srv, unaryService{})
+	go func() { _ = srv.Serve(ln) }()
+	conn, err := grpc.NewClient("passthrough:///bufnet", append(client,
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return ln.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close(); srv.Stop() })
+	return testpb.NewTestServiceClient(conn)
+}
+
+func runUnary(b *testing.B, c testpb.TestServiceClient) {
+	ctx := context.Background()
+	req := &testpb.SimpleRequest{}
+	if _, err := c.UnaryCall(ctx, req); err != nil { // connect, warm caches
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := processCPU()
+	for b.Loop() {
+		if _, err := c.UnaryCall(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportCPU(b, cpu)
+}
+
+func BenchmarkTraceGRPCUnary(b *testing.B) {
+	b.Run("observe", func(b *testing.B) {
+		traceObserve(b)
+		runUnary(b, grpcConn(b, middleware.GRPCServer(), middleware.GRPCClient()))
+	})
+	b.Run("otelgrpc", func(b *testing.B) {
+		s := newOtelSDK(b)
+		opts := []otelgrpc.Option{otelgrpc.WithTracerProvider(s.tp), otelgrpc.WithMeterProvider(s.mp), otelgrpc.WithPropagators(s.prop)}
+		runUnary(b, grpcConn(b,
+			[]grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(opts...))},
+			[]grpc.DialOption{grpc.WithStatsHandler(otelgrpc.NewClientHandler(opts...))}))
+	})
+	b.Run("bare", func(b *testing.B) {
+		runUnary(b, grpcConn(b, nil, nil))
+	})
+	// grpc's own cost of having stats handlers at all (events, header
+	// copies), which both instrumentations pay.
+	b.Run("noop-stats-handler", func(b *testing.B) {
+		runUnary(b, grpcConn(b,
+			[]grpc.ServerOption{grpc.StatsHandler(noopStats{})},
+			[]grpc.DialOption{grpc.WithStatsHandler(noopStats{})}))
+	})
+}
+
+type noopStats struct{}
+
+func (noopStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context   { return ctx }
+func (noopStats) HandleRPC(context.Context, stats.RPCStats)                         {}
+func (noopStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (noopStats) HandleConn(context.Context, stats.ConnStats)                       {}

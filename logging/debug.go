@@ -1,0 +1,199 @@
+package logging
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/binary"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Per-request debug.
+//
+// A request carrying "X-Observe-Debug: <admin token>" is logged at DEBUG for
+// its whole span tree, downstream services included, whatever the levels
+// say, and none of its lines are sampled out.
+//
+// Design. The first service checks the header against its admin token
+// (constant time) and, when it matches, marks the request context and adds
+// the baggage member observe.debug=<proof> for downstream services. The
+// proof is never the token: it is
+//
+//	1.<expiry, unix seconds, base 36>.<HMAC-SHA256(k, trace ID ‖ expiry), 128 bits, base64url>
+//
+// with k derived from the admin token, so it is bound to one trace and
+// expires after DebugProofTTL. A downstream service honours the member only
+// if it recomputes the same proof, that is, only if it is configured with
+// the same admin token; everywhere else an observe.debug member is removed
+// from the request's baggage, so a forged or foreign one neither turns on
+// debug nor travels further. A service without an admin token honours
+// nothing. The header is removed from the request once read (so handlers
+// cannot echo or forward it) and is never written to a log line or a
+// response.
+//
+// Limits.
+//   - Anyone who sees a proof (it travels in clear in baggage, to every
+//     service the request calls through an instrumented client, third parties
+//     included) can replay it, for the same trace ID, until it expires: they
+//     get DEBUG logging of requests they send, nothing more. Keep the TTL
+//     short and do not propagate baggage to untrusted parties.
+//   - Without tracing (no valid trace ID) the proof is bound to the all-zero
+//     trace ID, that is, to nothing: replayable for any request until expiry.
+//   - The proof crosses services only if the baggage propagator is on
+//     (OTEL_PROPAGATORS includes baggage, the default).
+//   - Work that outlives the request (a goroutine still logging after the
+//     handler returned) is no longer logged at DEBUG: the fast path of
+//     Enabled consults the context only while a debug request is in flight.
+
+// DebugHeader is the request header (gRPC: metadata key, lower case) that
+// asks for per-request debug; its value must be the admin token.
+const DebugHeader = "X-Observe-Debug"
+
+// DebugBaggageKey is the W3C baggage member that carries the proof of a
+// per-request debug downstream.
+const DebugBaggageKey = "observe.debug"
+
+// DebugProofTTL is how long a proof minted by the first service stays valid.
+const DebugProofTTL = 10 * time.Minute
+
+// debugActive counts requests marked for debug now in flight in the
+// process. While it is zero, Enabled never looks into the context.
+var debugActive atomic.Int64
+
+type debugCtxKey struct{}
+
+// DebugEnabled reports whether ctx belongs to a request marked for debug.
+func DebugEnabled(ctx context.Context) bool {
+	if ctx == nil {
+		return false
+	}
+	v, _ := ctx.Value(debugCtxKey{}).(bool)
+	return v
+}
+
+// debugVerifier holds what per-request debug needs from the admin token.
+type debugVerifier struct {
+	tokenSum [sha256.Size]byte // of the token, for a length-independent compare
+	key      []byte            // HMAC key of proofs, derived from the token
+}
+
+func newDebugVerifier(token string) *debugVerifier {
+	if token == "" {
+		return nil
+	}
+	m := hmac.New(sha256.New, []byte(token))
+	m.Write([]byte("observe per-request debug proof v1"))
+	return &debugVerifier{tokenSum: sha256.Sum256([]byte(token)), key: m.Sum(nil)}
+}
+
+func (d *debugVerifier) tokenOK(header string) bool {
+	sum := sha256.Sum256([]byte(strings.TrimSpace(header)))
+	return subtle.ConstantTimeCompare(sum[:], d.tokenSum[:]) == 1
+}
+
+func (d *debugVerifier) mac(tid trace.TraceID, exp int64) []byte {
+	m := hmac.New(sha256.New, d.key)
+	var buf [len(trace.TraceID{}) + 8]byte
+	copy(buf[:], tid[:])
+	binary.BigEndian.PutUint64(buf[len(tid):], uint64(exp))
+	m.Write(buf[:])
+	return m.Sum(nil)[:16]
+}
+
+// mint returns a proof for the trace, valid until now+DebugProofTTL.
+func (d *debugVerifier) mint(tid trace.TraceID, now time.Time) string {
+	exp := now.Add(DebugProofTTL).Unix()
+	return "1." + strconv.FormatInt(exp, 36) + "." + base64.RawURLEncoding.EncodeToString(d.mac(tid, exp))
+}
+
+// verify reports whether proof was minted with the same token for the trace
+// and has not expired.
+func (d *debugVerifier) verify(proof string, tid trace.TraceID, now time.Time) bool {
+	if len(proof) > 64 {
+		return false
+	}
+	v, rest, ok := strings.Cut(proof, ".")
+	if !ok || v != "1" {
+		return false
+	}
+	expS, sigS, ok := strings.Cut(rest, ".")
+	if !ok {
+		return false
+	}
+	exp, err := strconv.ParseInt(expS, 36, 64)
+	if err != nil {
+		return false
+	}
+	// Expired, or further in the future than any proof we mint (a minute of
+	// clock skew between services allowed).
+	if exp <= now.Unix() || exp > now.Add(DebugProofTTL+time.Minute).Unix() {
+		return false
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(sigS)
+	if err != nil {
+		return false
+	}
+	return hmac.Equal(sig, d.mac(tid, exp))
+}
+
+// StartRequestDebug applies per-request debug to a server request, after
+// propagation was extracted into ctx and the server span started. header is
+// the X-Observe-Debug value ("" when absent). When the header holds the
+// admin token, or the baggage holds a proof this service can verify, it
+// returns ctx marked for debug (and carrying a proof for downstream calls)
+// and true; the caller must then call EndRequestDebug when the request
+// ends. Otherwise it returns ctx without any observe.debug baggage member,
+// and false. It uses the handler set by SetRoot; without one nothing is
+// honoured.
+func StartRequestDebug(ctx context.Context, header string) (context.Context, bool) {
+	bag := baggage.FromContext(ctx)
+	member := bag.Member(DebugBaggageKey)
+	hasMember := member.Key() != ""
+	if header == "" && !hasMember {
+		return ctx, false
+	}
+	var dv *debugVerifier
+	if h := root.Load(); h != nil {
+		dv = h.p.debug
+	}
+	on, keep := false, false // keep: the member in ctx's baggage is a valid proof
+	if dv != nil {
+		tid := trace.SpanContextFromContext(ctx).TraceID()
+		now := time.Now()
+		switch {
+		case hasMember && dv.verify(member.Value(), tid, now):
+			on, keep = true, true
+		case header != "" && dv.tokenOK(header):
+			on = true
+			if m, err := baggage.NewMemberRaw(DebugBaggageKey, dv.mint(tid, now)); err == nil {
+				if b, err := bag.SetMember(m); err == nil {
+					bag, keep, hasMember = b, true, true
+				}
+			}
+		}
+	}
+	switch {
+	case hasMember && keep:
+		ctx = baggage.ContextWithBaggage(ctx, bag)
+	case hasMember:
+		ctx = baggage.ContextWithBaggage(ctx, bag.DeleteMember(DebugBaggageKey))
+	}
+	if !on {
+		return ctx, false
+	}
+	debugActive.Add(1)
+	return context.WithValue(ctx, debugCtxKey{}, true), true
+}
+
+// EndRequestDebug ends a request for which StartRequestDebug returned true.
+func EndRequestDebug() {
+	debugActive.Add(-1)
+}

@@ -1,0 +1,208 @@
+package logging
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/trace"
+)
+
+func TestDebugProof(t *testing.T) {
+	a := newDebugVerifier("token-A")
+	b := newDebugVerifier("token-B")
+	now := time.Now()
+	p := a.mint(testTraceID, now)
+	if strings.Contains(p, "token-A") {
+		t.Fatal("proof contains the token")
+	}
+	if !a.verify(p, testTraceID, now) || !a.verify(p, testTraceID, now.Add(DebugProofTTL-time.Second)) {
+		t.Fatal("own proof rejected")
+	}
+	other := testTraceID
+	other[0] ^= 1
+	for name, ok := range map[string]bool{
+		"other token":     b.verify(p, testTraceID, now),
+		"other trace":     a.verify(p, other, now),
+		"expired":         a.verify(p, testTraceID, now.Add(DebugProofTTL+time.Second)),
+		"flag only":       a.verify("1", testTraceID, now),
+		"forged 1":        a.verify("1."+strings.Split(p, ".")[1]+".AAAAAAAAAAAAAAAAAAAAAA", testTraceID, now),
+		"far future":      a.verify(a.mint(testTraceID, now.Add(time.Hour)), testTraceID, now),
+		"tampered expiry": a.verify(strings.Replace(p, ".", ".1", 1), testTraceID, now),
+		"empty":           a.verify("", testTraceID, now),
+		"long":            a.verify(strings.Repeat("1.", 100), testTraceID, now),
+	} {
+		if ok {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if newDebugVerifier("") != nil {
+		t.Error("a verifier without a token")
+	}
+	if !a.tokenOK(" token-A ") || a.tokenOK("token-a") || a.tokenOK("") || a.tokenOK("token-A2") {
+		t.Error("tokenOK")
+	}
+}
+
+func withBaggage(t *testing.T, ctx context.Context, key, value string) context.Context {
+	t.Helper()
+	m, err := baggage.NewMemberRaw(key, value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := baggage.New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return baggage.ContextWithBaggage(ctx, b)
+}
+
+func TestStartRequestDebug(t *testing.T) {
+	log, h, lb := newTest(Options{DebugToken: "s3cret"})
+	SetRoot(h)
+	t.Cleanup(func() { SetRoot(nil) })
+	base := withBaggage(t, spanContext(true), "tenant", "acme")
+
+	// No header, no member: nothing happens, the context is untouched.
+	if ctx, on := StartRequestDebug(base, ""); on || ctx != base {
+		t.Fatal("debug without asking")
+	}
+
+	// A wrong token is ignored.
+	if ctx, on := StartRequestDebug(base, "guess"); on || DebugEnabled(ctx) {
+		t.Fatal("wrong token honoured")
+	}
+
+	// The right token: debug on, proof in baggage, other members kept.
+	ctx, on := StartRequestDebug(base, "s3cret")
+	if !on || !DebugEnabled(ctx) {
+		t.Fatal("valid token not honoured")
+	}
+	bag := baggage.FromContext(ctx)
+	proof := bag.Member(DebugBaggageKey).Value()
+	if proof == "" || strings.Contains(bag.String(), "s3cret") || bag.Member("tenant").Value() != "acme" {
+		t.Fatalf("baggage after start: %q", bag.String())
+	}
+	log.DebugContext(ctx, "visible")
+	log.DebugContext(base, "invisible")
+	EndRequestDebug()
+	if n := len(lb.lines()); n != 1 {
+		t.Fatalf("%d lines: %v", n, lb.lines())
+	}
+	if strings.Contains(lb.String(), "s3cret") || strings.Contains(lb.String(), proof) {
+		t.Fatal("token or proof logged")
+	}
+
+	// Downstream: the proof alone turns debug on for the same trace.
+	down := withBaggage(t, spanContext(false), DebugBaggageKey, proof)
+	if ctx, on := StartRequestDebug(down, ""); !on || !DebugEnabled(ctx) {
+		t.Fatal("valid proof not honoured downstream")
+	} else {
+		EndRequestDebug()
+	}
+
+	// A forged flag is ignored and stripped, so it travels no further.
+	for _, forged := range []string{"1", "true", "on", proof + "x"} {
+		ctx := withBaggage(t, withBaggage(t, spanContext(true), "tenant", "acme"), DebugBaggageKey, forged)
+		ctx = baggage.ContextWithBaggage(ctx, mergeBaggage(t, ctx, "tenant", "acme"))
+		got, on := StartRequestDebug(ctx, "")
+		if on || DebugEnabled(got) {
+			t.Errorf("forged %q honoured", forged)
+		}
+		if baggage.FromContext(got).Member(DebugBaggageKey).Key() != "" {
+			t.Errorf("forged %q not stripped", forged)
+		}
+		if baggage.FromContext(got).Member("tenant").Value() != "acme" {
+			t.Errorf("other members lost stripping %q", forged)
+		}
+	}
+
+	// The proof is bound to its trace.
+	var other trace.TraceID
+	other[15] = 9
+	if _, on := StartRequestDebug(withBaggage(t, spanContextWith(other, true), DebugBaggageKey, proof), ""); on {
+		t.Error("proof honoured for another trace")
+	}
+	if debugActive.Load() != 0 {
+		t.Errorf("debugActive = %d after every request ended", debugActive.Load())
+	}
+}
+
+func mergeBaggage(t *testing.T, ctx context.Context, k, v string) baggage.Baggage {
+	t.Helper()
+	m, _ := baggage.NewMemberRaw(k, v)
+	b, err := baggage.FromContext(ctx).SetMember(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestDebugNeedsTheSameToken(t *testing.T) {
+	_, hA, _ := newTest(Options{DebugToken: "token-A"})
+	_, hB, _ := newTest(Options{DebugToken: "token-B"})
+	_, hNone, _ := newTest(Options{})
+	t.Cleanup(func() { SetRoot(nil) })
+
+	SetRoot(hA)
+	ctx, on := StartRequestDebug(spanContext(true), "token-A")
+	if !on {
+		t.Fatal("A did not honour its token")
+	}
+	EndRequestDebug()
+	proof := baggage.FromContext(ctx).Member(DebugBaggageKey).Value()
+
+	for name, h := range map[string]*Handler{"other token": hB, "no token": hNone} {
+		SetRoot(h)
+		got, on := StartRequestDebug(withBaggage(t, spanContext(true), DebugBaggageKey, proof), "")
+		if on {
+			EndRequestDebug()
+			t.Errorf("%s: proof of A honoured", name)
+		}
+		if baggage.FromContext(got).Member(DebugBaggageKey).Key() != "" {
+			t.Errorf("%s: unverifiable proof not stripped", name)
+		}
+		if _, on := StartRequestDebug(spanContext(true), "token-A"); on {
+			EndRequestDebug()
+			t.Errorf("%s: token of A honoured", name)
+		}
+	}
+	SetRoot(nil)
+	if _, on := StartRequestDebug(spanContext(true), "token-A"); on {
+		t.Error("honoured without a root handler")
+	}
+}
+
+func TestDebugBypassesLevelsAndSampling(t *testing.T) {
+	c := NewLevelController(slog.LevelError)
+	log, h, lb := newTest(Options{Levels: c, DebugToken: "tok", Sampling: SampleRates{Debug: 0.01, Info: 0.01}})
+	SetRoot(h)
+	t.Cleanup(func() { SetRoot(nil) })
+	db := Named("db")
+	ctx, on := StartRequestDebug(spanContext(false), "tok")
+	if !on {
+		t.Fatal("not on")
+	}
+	for i := 0; i < 50; i++ {
+		log.DebugContext(ctx, "d")
+		db.InfoContext(ctx, "i")
+	}
+	EndRequestDebug()
+	if n := len(lb.lines()); n != 100 || h.Dropped() != 0 {
+		t.Fatalf("%d lines kept, %d dropped; want all 100", n, h.Dropped())
+	}
+	for _, r := range lb.records(t) {
+		if r["sample_rate"] != nil {
+			t.Fatalf("debug line carries sample_rate: %v", r)
+		}
+	}
+	// After the request ended, the fast path no longer looks.
+	lb.Reset()
+	log.DebugContext(ctx, "late")
+	if len(lb.lines()) != 0 {
+		t.Errorf("debug outlived the request: %v", lb.lines())
+	}
+}

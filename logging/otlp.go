@@ -1,0 +1,129 @@
+package logging
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
+	"go.opentelemetry.io/otel/sdk/resource"
+)
+
+// OTLPConfig configures log export over OTLP (OTEL_LOGS_EXPORTER=otlp).
+type OTLPConfig struct {
+	Protocol string // "http/protobuf" (default) or "grpc"
+	// Endpoint is a full URL: for http/protobuf the logs URL
+	// (http://collector:4318/v1/logs), for grpc the collector's
+	// (http://collector:4317). "" means the spec's default.
+	Endpoint string
+	Headers  map[string]string // sent with every export
+	// Insecure forces plain text for an Endpoint without a scheme; an
+	// http:// or https:// Endpoint decides by its scheme.
+	Insecure bool
+	Timeout  time.Duration // per export, retries included (default 10s)
+	Resource *resource.Resource
+	// Exporter replaces the OTLP exporter (tests, custom backends); the
+	// fields above are then ignored except Resource.
+	Exporter sdklog.Exporter
+	// ExportInterval is the batch processor's interval (default 1s).
+	ExportInterval time.Duration
+}
+
+// Provider is an SDK LoggerProvider batching records to an exporter, which
+// counts the exports that fail.
+type Provider struct {
+	*sdklog.LoggerProvider
+	exp *countingExporter
+}
+
+// ExportFailures returns how many exports have failed since the provider was
+// made (observe_export_failures_total{signal="logs"}).
+func (p *Provider) ExportFailures() uint64 { return p.exp.failures.Load() }
+
+// NewLoggerProvider returns an SDK LoggerProvider that batches records to
+// the OTLP exporter c describes; pass it as Options.LoggerProvider and shut
+// it down (which flushes) with the program. It never waits on the network,
+// so an unreachable collector is not an error.
+func NewLoggerProvider(ctx context.Context, c OTLPConfig) (*Provider, error) {
+	inner := c.Exporter
+	if inner == nil {
+		var err error
+		inner, err = newOTLPExporter(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+	}
+	exp := &countingExporter{Exporter: inner}
+	interval := c.ExportInterval
+	if interval <= 0 {
+		interval = time.Second
+	}
+	opts := []sdklog.LoggerProviderOption{
+		sdklog.WithProcessor(sdklog.NewBatchProcessor(exp, sdklog.WithExportInterval(interval))),
+	}
+	if c.Resource != nil {
+		opts = append(opts, sdklog.WithResource(c.Resource))
+	}
+	return &Provider{LoggerProvider: sdklog.NewLoggerProvider(opts...), exp: exp}, nil
+}
+
+type countingExporter struct {
+	sdklog.Exporter
+	failures atomic.Uint64
+}
+
+func (e *countingExporter) Export(ctx context.Context, records []sdklog.Record) error {
+	err := e.Exporter.Export(ctx, records)
+	if err != nil {
+		e.failures.Add(1)
+	}
+	return err
+}
+
+func newOTLPExporter(ctx context.Context, c OTLPConfig) (sdklog.Exporter, error) {
+	if c.Timeout <= 0 {
+		c.Timeout = 10 * time.Second
+	}
+	scheme := strings.Contains(c.Endpoint, "://")
+	switch c.Protocol {
+	case "grpc":
+		opts := []otlploggrpc.Option{otlploggrpc.WithTimeout(c.Timeout)}
+		switch {
+		case scheme:
+			opts = append(opts, otlploggrpc.WithEndpointURL(c.Endpoint))
+		case c.Endpoint != "":
+			opts = append(opts, otlploggrpc.WithEndpoint(c.Endpoint))
+		default:
+			opts = append(opts, otlploggrpc.WithEndpointURL("http://localhost:4317"))
+		}
+		if c.Insecure && !scheme && c.Endpoint != "" {
+			opts = append(opts, otlploggrpc.WithInsecure())
+		}
+		if len(c.Headers) > 0 {
+			opts = append(opts, otlploggrpc.WithHeaders(c.Headers))
+		}
+		return otlploggrpc.New(ctx, opts...)
+	case "", "http/protobuf":
+		opts := []otlploghttp.Option{otlploghttp.WithTimeout(c.Timeout)}
+		switch {
+		case scheme:
+			opts = append(opts, otlploghttp.WithEndpointURL(c.Endpoint))
+		case c.Endpoint != "":
+			opts = append(opts, otlploghttp.WithEndpoint(c.Endpoint))
+		default:
+			opts = append(opts, otlploghttp.WithEndpointURL("http://localhost:4318/v1/logs"))
+		}
+		if c.Insecure && !scheme && c.Endpoint != "" {
+			opts = append(opts, otlploghttp.WithInsecure())
+		}
+		if len(c.Headers) > 0 {
+			opts = append(opts, otlploghttp.WithHeaders(c.Headers))
+		}
+		return otlploghttp.New(ctx, opts...)
+	}
+	return nil, fmt.Errorf("unknown OTLP protocol %q (accepted: grpc, http/protobuf)", c.Protocol)
+}

@@ -1,0 +1,533 @@
+package middleware
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"reflect"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/observekit/observe/metrics"
+	"github.com/observekit/observe/tracing"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/status"
+)
+
+// WithMethodFilter skips instrumentation (span and metrics) for gRPC calls
+// whose full method ("/pkg.Service/Method") keep returns false, health
+// checks say. Panic recovery still applies.
+func WithMethodFilter(keep func(fullMethod string) bool) Option {
+	return func(o *options) { o.methodFilter = keep }
+}
+
+// GRPCServer returns the options that instrument a grpc.Server:
+//
+//	srv := grpc.NewServer(middleware.GRPCServer()...)
+//
+// Every call, unary or streaming, gets a server span continuing the
+// caller's trace, named "pkg.Service/Method", with rpc.system.name=grpc,
+// rpc.method and rpc.response.status_code, and
+// rpc_server_call_duration_seconds. A method the server does not serve is
+// recorded as rpc.method=_OTHER (rpc.method_original holds what was asked,
+// the span is named "grpc"), and its span ends like any other, whether the
+// server rejects it or an UnknownServiceHandler serves it.
+//
+// A panicking handler is recovered: the call fails with INTERNAL (the panic
+// value is not sent to the client), the span records the panic, and an ERROR
+// line with the stack and trace_id is logged.
+//
+// The interceptors are chained (grpc.ChainUnaryInterceptor and
+// grpc.ChainStreamInterceptor), so they compose with yours; put these
+// options first to have panic recovery cover your interceptors too.
+func GRPCServer(opts ...Option) []grpc.ServerOption {
+	h := &grpcServerHandler{opts: buildOptions(opts)}
+	return []grpc.ServerOption{
+		grpc.StatsHandler(h),
+		grpc.ChainUnaryInterceptor(h.unaryInterceptor),
+		grpc.ChainStreamInterceptor(h.streamInterceptor),
+	}
+}
+
+// GRPCClient returns the options that instrument a grpc.ClientConn:
+//
+//	conn, err := grpc.NewClient(target, append(middleware.GRPCClient(), creds)...)
+//
+// Every call gets a client span named "pkg.Service/Method" (rpc.system.name,
+// rpc.method, rpc.response.status_code, server.address and server.port),
+// the trace context is sent in the call's metadata, and
+// rpc_client_call_duration_seconds is recorded. Any status but OK sets the
+// span's status to error.
+func GRPCClient(opts ...Option) []grpc.DialOption {
+	return []grpc.DialOption{grpc.WithStatsHandler(&grpcClientHandler{opts: buildOptions(opts)})}
+}
+
+var (
+	attrRPCSystem = attribute.String("rpc.system.name", "grpc")
+	rpcStatusKey  = attribute.Key("rpc.response.status_code")
+	rpcMethodKey  = attribute.Key("rpc.method")
+)
+
+// rpcState is one call's state; it is also the call's context (the tracing
+// context plus itself as a value), which saves a context.WithValue.
+type rpcState struct {
+	context.Context
+	method string // "pkg.Service/Method"
+	start  time.Time
+	span   trace.Span
+	tp     *tracing.Provider
+	m      *metrics.Metrics
+
+	begun atomic.Bool  // server: stats.Begin seen, the server dispatched the call
+	known atomic.Int32 // server: 0 unknown yet, knownMethod, unknownMethod
+	ended atomic.Bool
+	stop  atomic.Pointer[func() bool] // server: stops the context.AfterFunc safety net
+	log   requestLog                  // server: per-request debug (logging.go)
+
+	// held: start attributes handed over at the end, when nothing looks at
+	// them at the start (see tracing.Provider.StartAttributesObserved).
+	held *[]attribute.KeyValue
+	// client: the server's address, from stats.OutHeader.
+	peer atomic.Pointer[addrEntry]
+
+	// client: propagation headers to send.
+	md  [8]string
+	nmd int
+}
+
+// addrCache remembers the last address it split: the calls of one
+// connection share a *net.TCPAddr, whose String would allocate every time.
+type addrCache struct{ last atomic.Pointer[addrEntry] }
+
+type addrEntry struct {
+	addr net.Addr
+	host string
+	port int
+}
+
+func (c *addrCache) get(a net.Addr) *addrEntry {
+	if e := c.last.Load(); e != nil && sameAddr(e.addr, a) {
+		return e
+	}
+	e := &addrEntry{addr: a}
+	if t, ok := a.(*net.TCPAddr); ok {
+		e.host, e.port = t.IP.String(), t.Port
+	} else {
+		e.host, e.port = splitHostPort(a.String())
+	}
+	c.last.Store(e)
+	return e
+}
+
+// sameAddr compares without panicking on an Addr type that == cannot
+// compare.
+func sameAddr(x, y net.Addr) bool {
+	if tx, ok := x.(*net.TCPAddr); ok {
+		ty, ok := y.(*net.TCPAddr)
+		return ok && tx == ty
+	}
+	t := reflect.TypeOf(x)
+	return t != nil && t == reflect.TypeOf(y) && t.Comparable() && x == y
+}
+
+// startSpan starts a call's span with attrs, now or, when nothing looks at
+// them before the end, held in st for finish to hand over with the rest.
+func (st *rpcState) startSpan(ctx context.Context, tp *tracing.Provider, kind []trace.SpanStartOption, attrs []attribute.KeyValue) context.Context {
+	if tp.StartAttributesObserved() {
+		// Through a pooled copy, so the caller's attrs stay on its stack.
+		ap := attrPool.Get().(*[]attribute.KeyValue)
+		a := append((*ap)[:0], attrs...)
+		ctx, st.span = tp.Tracer().Start(ctx, st.method, kind[0], trace.WithAttributes(a...))
+		releaseAttrs(ap, a)
+		return ctx
+	}
+	ctx, st.span = tp.Tracer().Start(ctx, st.method, kind...)
+	if st.span.IsRecording() {
+		st.held = attrPool.Get().(*[]attribute.KeyValue)
+		*st.held = append((*st.held)[:0], attrs...)
+	}
+	return ctx
+}
+
+const (
+	knownMethod   = 1
+	unknownMethod = 2
+)
+
+type rpcStateKey struct{}
+
+func (s *rpcState) Value(key any) any {
+	if key == (rpcStateKey{}) {
+		return s
+	}
+	return s.Context.Value(key)
+}
+
+func rpcStateFrom(ctx context.Context) *rpcState {
+	s, _ := ctx.Value(rpcStateKey{}).(*rpcState)
+	return s
+}
+
+// incomingMD reads the propagation headers of a server call from its
+// incoming metadata, without copying the whole of it.
+type incomingMD rpcState
+
+func (c *incomingMD) Get(key string) string {
+	if v := metadata.ValueFromIncomingContext(c.Context, key); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (c *incomingMD) Values(key string) []string {
+	return metadata.ValueFromIncomingContext(c.Context, key)
+}
+
+func (c *incomingMD) Set(string, string) {}
+
+func (c *incomingMD) Keys() []string {
+	md, _ := metadata.FromIncomingContext(c.Context)
+	keys := make([]string, 0, len(md))
+	for k := range md {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// outgoingMD collects the propagation headers of a client call.
+type outgoingMD rpcState
+
+func (c *outgoingMD) Get(string) string { return "" }
+
+func (c *outgoingMD) Set(key, value string) {
+	if c.nmd+2 <= len(c.md) {
+		c.md[c.nmd] = strings.ToLower(key)
+		c.md[c.nmd+1] = value
+		c.nmd += 2
+	}
+}
+
+func (c *outgoingMD) Keys() []string {
+	keys := make([]string, 0, c.nmd/2)
+	for i := 0; i < c.nmd; i += 2 {
+		keys = append(keys, c.md[i])
+	}
+	return keys
+}
+
+// grpcServerHandler is the server's stats.Handler and interceptors.
+type grpcServerHandler struct {
+	opts  options
+	addrs addrCache
+	// served holds the methods this server was seen to dispatch to a
+	// registered handler: bounded by what the server registers.
+	served sync.Map // string -> struct{}
+}
+
+func (h *grpcServerHandler) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return ctx
+}
+
+func (h *grpcServerHandler) HandleConn(context.Context, stats.ConnStats) {}
+
+func (h *grpcServerHandler) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
+	tp := tracing.Current()
+	m := metrics.Current()
+	if tp == nil && m == nil {
+		return ctx
+	}
+	if h.opts.methodFilter != nil && !h.opts.methodFilter(info.FullMethodName) {
+		return ctx
+	}
+	st := &rpcState{
+		method: strings.TrimPrefix(info.FullMethodName, "/"),
+		start:  time.Now(),
+		tp:     tp,
+		m:      m,
+	}
+	st.Context = ctx
+	ctx = otel.GetTextMapPropagator().Extract(ctx, (*incomingMD)(st))
+	if tp != nil {
+		var buf [4]attribute.KeyValue
+		attrs := append(buf[:0], attrRPCSystem, rpcMethodKey.String(st.method))
+		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+			if a := h.addrs.get(p.Addr); a.host != "" {
+				attrs = append(attrs, attribute.String("client.address", a.host))
+				if a.port > 0 {
+					attrs = append(attrs, attribute.Int("client.port", a.port))
+				}
+			}
+		}
+		ctx = st.startSpan(ctx, tp, serverOnly, attrs)
+	} else {
+		st.span = trace.SpanFromContext(ctx)
+	}
+	ctx, st.log = startRPCLog(ctx)
+	st.Context = ctx
+	if _, served := h.served.Load(st.method); !served {
+		// A method not yet seen served may be one the server rejects
+		// without a stats.End, or even without a stats.OutTrailer when the
+		// client is gone: the end of the call's context still ends the span.
+		// A call the server dispatched (stats.Begin) always gets its
+		// stats.End, which says more.
+		stop := context.AfterFunc(ctx, func() {
+			if !st.begun.Load() {
+				h.finish(st, codes.Unimplemented, nil)
+			}
+		})
+		st.stop.Store(&stop)
+	}
+	return st
+}
+
+func (h *grpcServerHandler) HandleRPC(ctx context.Context, rs stats.RPCStats) {
+	switch ev := rs.(type) {
+	case *stats.Begin:
+		if st := rpcStateFrom(ctx); st != nil {
+			st.begun.Store(true)
+		}
+	case *stats.OutTrailer:
+		// The server wrote the final status. Without a stats.Begin before
+		// it, the server rejected the call itself (unknown service or
+		// method, malformed name: UNIMPLEMENTED) and no stats.End follows.
+		if st := rpcStateFrom(ctx); st != nil && !st.begun.Load() {
+			h.finish(st, codes.Unimplemented, nil)
+		}
+	case *stats.End:
+		if st := rpcStateFrom(ctx); st != nil {
+			h.finish(st, status.Code(ev.Error), ev.Error)
+		}
+	}
+}
+
+// methodLabel is rpc.method: the method when the server serves it, else
+// _OTHER, so a client cannot grow a metric or span names at will.
+func (h *grpcServerHandler) methodLabel(st *rpcState) string {
+	switch st.known.Load() {
+	case knownMethod:
+		return st.method
+	case unknownMethod:
+		return metrics.Other
+	}
+	// Our interceptor did not run: an earlier interceptor or the request's
+	// decoding failed it. Trust what this server was seen to serve before.
+	if _, ok := h.served.Load(st.method); ok {
+		return st.method
+	}
+	return metrics.Other
+}
+
+func (h *grpcServerHandler) finish(st *rpcState, code codes.Code, err error) {
+	if !st.ended.CompareAndSwap(false, true) {
+		return
+	}
+	if stop := st.stop.Load(); stop != nil {
+		(*stop)()
+	}
+	d := time.Since(st.start)
+	label := h.methodLabel(st)
+	h.opts.endRPC(st, st.log, label, code, d)
+	span := st.span
+	if st.tp != nil && span.IsRecording() {
+		ap := takeAttrs(st.held)
+		st.held = nil
+		attrs := append(*ap, rpcStatusKey.String(metrics.GRPCCodeName(uint32(code))))
+		if label == metrics.Other {
+			span.SetName("grpc")
+			attrs = append(attrs, rpcMethodKey.String(metrics.Other),
+				attribute.String("rpc.method_original", truncate(st.method, 256)))
+		}
+		if serverError(code) {
+			attrs = append(attrs, attribute.String("error.type", metrics.GRPCCodeName(uint32(code))))
+			span.SetStatus(otelcodes.Error, statusMessage(err))
+		}
+		span.SetAttributes(attrs...)
+		releaseAttrs(ap, attrs)
+	}
+	if st.tp != nil {
+		span.End()
+	}
+	if st.m != nil {
+		st.m.RPCServer.Observe(label, uint32(code), d, span.SpanContext())
+	}
+}
+
+// serverError reports whether a status code is the server's failure, as the
+// semantic conventions for gRPC say; the others are the client's.
+func serverError(c codes.Code) bool {
+	switch c {
+	case codes.Unknown, codes.DeadlineExceeded, codes.Unimplemented, codes.Internal, codes.Unavailable, codes.DataLoss:
+		return true
+	}
+	return false
+}
+
+func statusMessage(err error) string {
+	if err == nil {
+		return ""
+	}
+	if s, ok := status.FromError(err); ok {
+		return s.Message()
+	}
+	return err.Error()
+}
+
+func (h *grpcServerHandler) markServed(ctx context.Context, method string, served bool) {
+	if st := rpcStateFrom(ctx); st != nil {
+		if served {
+			st.known.Store(knownMethod)
+		} else {
+			st.known.Store(unknownMethod)
+		}
+	}
+	if served {
+		m := strings.TrimPrefix(method, "/")
+		if _, ok := h.served.Load(m); !ok {
+			h.served.Store(m, struct{}{})
+		}
+	}
+}
+
+// unaryInterceptor runs only for methods the server registered, and
+// recovers panics.
+func (h *grpcServerHandler) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	h.markServed(ctx, info.FullMethod, true)
+	defer func() {
+		if p := recover(); p != nil {
+			resp, err = nil, recoverGRPC(ctx, info.FullMethod, p)
+		}
+	}()
+	return handler(ctx, req)
+}
+
+// streamInterceptor runs for registered streaming methods and for the
+// UnknownServiceHandler, which gets no service implementation (srv == nil),
+// and recovers panics.
+func (h *grpcServerHandler) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	ctx := ss.Context()
+	h.markServed(ctx, info.FullMethod, srv != nil)
+	defer func() {
+		if p := recover(); p != nil {
+			err = recoverGRPC(ctx, info.FullMethod, p)
+		}
+	}()
+	return handler(srv, ss)
+}
+
+// recoverGRPC records a handler's panic (span, ERROR log with stack and
+// trace_id) and returns the INTERNAL status the client gets.
+func recoverGRPC(ctx context.Context, fullMethod string, p any) error {
+	stack := debug.Stack()
+	span := trace.SpanFromContext(ctx)
+	if span.IsRecording() {
+		perr, ok := p.(error)
+		if !ok {
+			perr = fmt.Errorf("%v", p)
+		}
+		span.RecordError(perr, trace.WithAttributes(
+			attribute.String("exception.stacktrace", string(stack)),
+			attribute.Bool("exception.escaped", false),
+		))
+		span.SetAttributes(attribute.String("error.type", "panic"))
+	}
+	slog.Default().ErrorContext(ctx, "panic in gRPC handler",
+		slog.String("rpc.method", strings.TrimPrefix(fullMethod, "/")),
+		slog.String("panic", fmt.Sprint(p)),
+		slog.String("stack", string(stack)),
+	)
+	return status.Error(codes.Internal, "internal error")
+}
+
+// grpcClientHandler is the client's stats.Handler.
+type grpcClientHandler struct {
+	opts  options
+	addrs addrCache
+}
+
+func (h *grpcClientHandler) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return ctx
+}
+
+func (h *grpcClientHandler) HandleConn(context.Context, stats.ConnStats) {}
+
+func (h *grpcClientHandler) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
+	tp := tracing.Current()
+	m := metrics.Current()
+	if tp == nil && m == nil {
+		return ctx
+	}
+	if h.opts.methodFilter != nil && !h.opts.methodFilter(info.FullMethodName) {
+		return ctx
+	}
+	st := &rpcState{
+		method: strings.TrimPrefix(info.FullMethodName, "/"),
+		start:  time.Now(),
+		tp:     tp,
+		m:      m,
+	}
+	if tp != nil {
+		buf := [2]attribute.KeyValue{attrRPCSystem, rpcMethodKey.String(st.method)}
+		ctx = st.startSpan(ctx, tp, clientOnly, buf[:])
+	} else {
+		st.span = trace.SpanFromContext(ctx)
+	}
+	otel.GetTextMapPropagator().Inject(ctx, (*outgoingMD)(st))
+	if st.nmd > 0 {
+		ctx = metadata.AppendToOutgoingContext(ctx, st.md[:st.nmd]...)
+	}
+	st.Context = ctx
+	return st
+}
+
+func (h *grpcClientHandler) HandleRPC(ctx context.Context, rs stats.RPCStats) {
+	switch ev := rs.(type) {
+	case *stats.OutHeader:
+		// Kept for the end: a retried call has one per attempt; the last
+		// attempt's server is the one that answered.
+		if st := rpcStateFrom(ctx); st != nil && ev.RemoteAddr != nil {
+			st.peer.Store(h.addrs.get(ev.RemoteAddr))
+		}
+	case *stats.End:
+		st := rpcStateFrom(ctx)
+		if st == nil || !st.ended.CompareAndSwap(false, true) {
+			return
+		}
+		code := status.Code(ev.Error)
+		d := time.Since(st.start)
+		if st.tp != nil && st.span.IsRecording() {
+			ap := takeAttrs(st.held)
+			st.held = nil
+			attrs := append(*ap, rpcStatusKey.String(metrics.GRPCCodeName(uint32(code))))
+			if a := st.peer.Load(); a != nil && a.host != "" {
+				attrs = append(attrs, attribute.String("server.address", a.host))
+				if a.port > 0 {
+					attrs = append(attrs, attribute.Int("server.port", a.port))
+				}
+			}
+			if code != codes.OK {
+				attrs = append(attrs, attribute.String("error.type", metrics.GRPCCodeName(uint32(code))))
+				st.span.SetStatus(otelcodes.Error, statusMessage(ev.Error))
+			}
+			st.span.SetAttributes(attrs...)
+			releaseAttrs(ap, attrs)
+		}
+		if st.tp != nil {
+			st.span.End()
+		}
+		if st.m != nil {
+			st.m.RPCClient.Observe(st.method, uint32(code), d, st.span.SpanContext())
+		}
+	}
+}

@@ -1,0 +1,152 @@
+package middleware
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/observekit/observe/logging"
+	"github.com/observekit/observe/metrics"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+)
+
+// logOpts are the logging options of a middleware: the access log line and
+// per-request debug (see logging.StartRequestDebug).
+type logOpts struct {
+	accessLog *bool // nil: observe's setting (OBSERVE_ACCESS_LOG, on by default)
+}
+
+// WithAccessLog switches the access log line of this middleware on or off,
+// whatever observe's setting (observe.WithAccessLog, OBSERVE_ACCESS_LOG)
+// says. The line is written at INFO by the logger "observe.access" (so
+// PUT /loglevel can silence it too) when a server request or call ends,
+// except for health endpoints (/livez, /readyz, /startupz, /healthz,
+// /metrics; grpc.health.v1.Health), with the method, route, status,
+// duration, response size and, from the context, trace_id and span_id.
+func WithAccessLog(on bool) Option {
+	return func(o *options) { o.accessLog = &on }
+}
+
+// accessLogger writes the access log lines.
+var accessLogger = logging.Named("observe.access")
+
+// debugHeader is logging.DebugHeader in canonical form, and in gRPC's.
+const (
+	debugHeader   = "X-Observe-Debug"
+	debugMetadata = "x-observe-debug"
+)
+
+// requestLog is what startRequestLog decided for one request.
+type requestLog struct {
+	debug bool // marked for per-request debug: EndRequestDebug is due
+}
+
+// startRequestLog applies per-request debug to an HTTP server request: ctx
+// is the request's context after extraction and the span's start. The
+// X-Observe-Debug header is removed from the request, valid or not, so the
+// handler can neither echo nor forward the token.
+func startRequestLog(ctx context.Context, r *http.Request) (context.Context, requestLog) {
+	hv, asked := r.Header[debugHeader]
+	if !asked && len(r.Header["Baggage"]) == 0 {
+		return ctx, requestLog{} // nothing to honour or strip
+	}
+	token := ""
+	if asked {
+		if len(hv) > 0 {
+			token = hv[0]
+		}
+		delete(r.Header, debugHeader)
+	}
+	ctx, on := logging.StartRequestDebug(ctx, token)
+	return ctx, requestLog{debug: on}
+}
+
+// endHTTP ends a request's logging: the access log line, then the end of
+// per-request debug.
+func (o *logOpts) endHTTP(ctx context.Context, rl requestLog, r *http.Request, route string, status int, written int64, d time.Duration) {
+	if o.accessLogOn() && !healthPath(r.URL.Path) && accessLogger.Enabled(ctx, slog.LevelInfo) {
+		accessLogger.LogAttrs(ctx, slog.LevelInfo, "request",
+			slog.String("http.request.method", r.Method),
+			slog.String("http.route", route),
+			slog.String("url.path", r.URL.Path),
+			slog.Int("http.response.status_code", status),
+			slog.Float64("duration_ms", durationMS(d)),
+			slog.Int64("http.response.body.size", written),
+		)
+	}
+	if rl.debug {
+		logging.EndRequestDebug()
+	}
+}
+
+// startRPCLog is startRequestLog for a gRPC server call: ctx is the call's
+// context after extraction and the span's start. The x-observe-debug
+// metadata is hidden from the handler.
+func startRPCLog(ctx context.Context) (context.Context, requestLog) {
+	token := ""
+	if v := metadata.ValueFromIncomingContext(ctx, debugMetadata); v != nil {
+		if len(v) > 0 {
+			token = v[0]
+		}
+		if md, ok := metadata.FromIncomingContext(ctx); ok {
+			delete(md, debugMetadata) // FromIncomingContext returns a copy
+			ctx = metadata.NewIncomingContext(ctx, md)
+		}
+	} else if metadata.ValueFromIncomingContext(ctx, "baggage") == nil {
+		return ctx, requestLog{}
+	}
+	ctx, on := logging.StartRequestDebug(ctx, token)
+	return ctx, requestLog{debug: on}
+}
+
+// endRPC ends a gRPC server call's logging. method is the rpc_method label
+// ("pkg.Service/Method" or _OTHER).
+func (o *logOpts) endRPC(ctx context.Context, rl requestLog, method string, code codes.Code, d time.Duration) {
+	if o.accessLogOn() && !healthMethod(method) && accessLogger.Enabled(ctx, slog.LevelInfo) {
+		accessLogger.LogAttrs(ctx, slog.LevelInfo, "rpc",
+			slog.String("rpc.system", "grpc"),
+			slog.String("rpc.method", method),
+			slog.String("rpc.response.status_code", metrics.GRPCCodeName(uint32(code))),
+			slog.Float64("duration_ms", durationMS(d)),
+		)
+	}
+	if rl.debug {
+		logging.EndRequestDebug()
+	}
+}
+
+func (o *logOpts) accessLogOn() bool {
+	if o.accessLog != nil {
+		return *o.accessLog
+	}
+	h := logging.Root()
+	return h != nil && h.AccessLog()
+}
+
+// durationMS is d in milliseconds, to the microsecond.
+func durationMS(d time.Duration) float64 {
+	return float64(d.Microseconds()) / 1000
+}
+
+// healthPath reports whether p is a health or metrics endpoint, which the
+// access log skips: probes would drown the requests.
+func healthPath(p string) bool {
+	if n := len(p); n > 1 && p[n-1] == '/' {
+		p = p[:n-1]
+	}
+	switch p {
+	case "/livez", "/readyz", "/startupz", "/healthz", "/metrics":
+		return true
+	}
+	return false
+}
+
+func healthMethod(m string) bool {
+	switch m {
+	case "grpc.health.v1.Health/Check", "grpc.health.v1.Health/Watch", "grpc.health.v1.Health/List":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,85 @@
+package observe
+
+import (
+	"time"
+
+	"github.com/observekit/observe/logging"
+	"github.com/observekit/observe/profiling"
+	"go.opentelemetry.io/otel/sdk/resource"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+)
+
+// WithMutexProfiling turns mutex contention profiling on, at a low-overhead
+// rate (runtime.SetMutexProfileFraction(profiling.DefaultMutexProfileFraction),
+// unless the program set a fraction itself). With PYROSCOPE_SERVER_ADDRESS
+// the mutex_count and mutex_duration profiles are pushed; in every case
+// /debug/pprof/mutex on the admin endpoints has data. Shutdown turns it off.
+func WithMutexProfiling() Option { return func(c *config) { c.profileMutex = true } }
+
+// WithBlockProfiling turns blocking profiling on, at a low-overhead rate
+// (runtime.SetBlockProfileRate(profiling.DefaultBlockProfileRate): every
+// blocking event of 10µs or more, shorter ones sampled). With
+// PYROSCOPE_SERVER_ADDRESS the block_count and block_duration profiles are
+// pushed; in every case /debug/pprof/block has data. Shutdown turns it off.
+func WithBlockProfiling() Option { return func(c *config) { c.profileBlock = true } }
+
+// WithProfileLinks turns span↔profile links on or off (see
+// profiling.LinkSpans): CPU samples of a sampled request carry its span_id,
+// span_name and endpoint, and its root span gets pyroscope.profile.id. By
+// default they are on when profiles are pushed (PYROSCOPE_SERVER_ADDRESS).
+func WithProfileLinks(on bool) Option { return func(c *config) { c.profileLinks = &on } }
+
+// WithProfileUploadInterval sets how often profiles are cut and pushed to
+// Pyroscope (default 15s).
+func WithProfileUploadInterval(d time.Duration) Option {
+	return func(c *config) { c.profileUploadInterval = d }
+}
+
+func (c *config) profileLinksOn() bool {
+	if c.profileLinks != nil {
+		return *c.profileLinks
+	}
+	return c.pyroscopeAddr != ""
+}
+
+// Profiler returns the continuous profiler (nil when OTEL_SDK_DISABLED=true);
+// its DroppedProfiles and ExportFailures feed observe_'s health metrics.
+func (o *Observer) Profiler() *profiling.Profiler { return o.profiler }
+
+func (o *Observer) profilingConfig() profiling.Config {
+	c := o.cfg
+	pc := profiling.Config{
+		ServerAddress:     c.pyroscopeAddr,
+		ApplicationName:   c.serviceName,
+		Tags:              profileTags(c, o.resource),
+		BasicAuthUser:     c.pyroscopeUser,
+		BasicAuthPassword: c.pyroscopePassword,
+		UploadInterval:    c.profileUploadInterval,
+		Logger:            logging.Named("observe.profiling"),
+	}
+	if c.profileMutex {
+		pc.MutexProfileFraction = profiling.DefaultMutexProfileFraction
+	}
+	if c.profileBlock {
+		pc.BlockProfileRate = profiling.DefaultBlockProfileRate
+	}
+	return pc
+}
+
+// profileTags are the Pyroscope tags from the resource, with label-style
+// names (Pyroscope's own service_name convention).
+func profileTags(c *config, res *resource.Resource) map[string]string {
+	tags := map[string]string{}
+	if c.serviceVersion != "" {
+		tags["service_version"] = c.serviceVersion
+	}
+	if c.environment != "" {
+		tags["deployment_environment"] = c.environment
+	}
+	if res != nil {
+		if h, ok := res.Set().Value(semconv.HostNameKey); ok && h.AsString() != "" {
+			tags["host"] = h.AsString()
+		}
+	}
+	return tags
+}

@@ -1,0 +1,302 @@
+package observe_test
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/observekit/observe"
+	"github.com/observekit/observe/internal/testbackend"
+)
+
+// The backend fault matrix of issue 8: for each fault × signal × protocol,
+// Init returns at once, requests through middleware.HTTP are as fast as with
+// the exporter off, memory stays bounded (queues capped), drops and failures
+// are counted under observe_ and reported by a rate-limited WARN line, and
+// Shutdown returns by its deadline.
+//
+// Every Observer installs process-wide globals, so the cells run one after
+// the other. Latency: each cell alternates Observers with the signal's
+// exporter off and on (the same environment otherwise, the order flipped
+// every round), and compares the medians of the per-batch p99s, measured
+// through ServeHTTP directly, without a network, once the queues are full
+// and the exporter is failing.
+
+// faultCell is one cell of the matrix and what it measured.
+type faultCell struct {
+	signal   string // traces, metrics, logs
+	protocol string // grpc, http/protobuf
+	fault    testbackend.Fault
+
+	initTimes  []time.Duration // Inits with the faulty exporter on
+	p99Off     []time.Duration // per batch, exporter off
+	p99On      []time.Duration // per batch, exporter on and failing
+	dropped    float64         // observe_spans_dropped_total / observe_logs_dropped_total
+	failures   float64         // observe_export_failures_total{signal}
+	warnLines  int             // rate-limited WARN lines about it
+	hits       int64           // connections or requests the fault server saw
+	shutdowns  []time.Duration // Shutdowns with the faulty exporter on
+	heapGrowth float64         // MiB, over the load phase
+	requests   int             // in the load phase
+	verdict    string
+}
+
+func (c *faultCell) name() string { return c.signal + "/" + c.protocol + "/" + string(c.fault) }
+
+func (c *faultCell) p99Ratio() float64 {
+	return float64(median(c.p99On)) / float64(median(c.p99Off))
+}
+
+// matrixSizes: requests before the timed batch (fills every queue), the
+// timed batch, rounds, and the load phase.
+func matrixSizes() (warm, batch, rounds, load int) {
+	switch {
+	case raceEnabled && testing.Short():
+		return 2500, 1000, 2, 5000
+	case raceEnabled:
+		return 3000, 1500, 3, 10000
+	case testing.Short():
+		return 3000, 3000, 3, 20000
+	}
+	return 5000, 5000, 5, 50000
+}
+
+// p99Tolerance is the enforced bound on the p99 ratio. The target is 1.10;
+// on a shared, loaded machine (the CI box has 2 cores for several jobs) the
+// enforced default leaves room for noise, and the figures are logged.
+func p99Tolerance() float64 {
+	if v, err := strconv.ParseFloat(os.Getenv("OBSERVE_RELIAB_P99_TOLERANCE"), 64); err == nil && v > 1 {
+		return v
+	}
+	return 1.5
+}
+
+const (
+	initBudget     = 50 * time.Millisecond
+	shutdownBudget = time.Second
+)
+
+func TestReliabilityFaultMatrix(t *testing.T) {
+	var cells []*faultCell
+	for _, proto := range []string{"grpc", "http/protobuf"} {
+		for _, fault := range testbackend.FaultsFor(proto) {
+			for _, sig := range []string{"traces", "metrics", "logs"} {
+				cells = append(cells, &faultCell{signal: sig, protocol: proto, fault: fault})
+			}
+		}
+	}
+	start := time.Now()
+	for _, c := range cells {
+		t.Run(c.name(), func(t *testing.T) { runFaultCell(t, c) })
+	}
+	t.Logf("fault matrix: %d cells in %s (race=%v short=%v)\n%s", len(cells), time.Since(start).Round(time.Millisecond), raceEnabled, testing.Short(), matrixTable(cells))
+}
+
+func matrixTable(cells []*faultCell) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| signal | protocol | fault | Init median/max | p99 off | p99 on | ratio | dropped | failures | WARN lines | server hits | Shutdown max | heap growth | verdict |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, c := range cells {
+		if len(c.p99On) == 0 || len(c.p99Off) == 0 {
+			fmt.Fprintf(&b, "| %s | %s | %s | not run |||||||||||\n", c.signal, c.protocol, c.fault)
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s/%s | %s | %s | %.2f | %.0f | %.0f | %d | %d | %s | %.1f MiB | %s |\n",
+			c.signal, c.protocol, c.fault,
+			median(c.initTimes).Round(100*time.Microsecond), slicesMax(c.initTimes).Round(100*time.Microsecond),
+			median(c.p99Off).Round(time.Microsecond), median(c.p99On).Round(time.Microsecond), c.p99Ratio(),
+			c.dropped, c.failures, c.warnLines, c.hits,
+			slicesMax(c.shutdowns).Round(time.Millisecond), c.heapGrowth, c.verdict)
+	}
+	return b.String()
+}
+
+func slicesMax(ds []time.Duration) time.Duration {
+	var m time.Duration
+	for _, d := range ds {
+		m = max(m, d)
+	}
+	return m
+}
+
+// exporterEnv returns the variable and value that turn the signal's OTLP
+// export on, and its value with the export off.
+func exporterEnv(signal string) (name, on, off string) {
+	switch signal {
+	case "traces":
+		return "OTEL_TRACES_EXPORTER", "otlp", "none"
+	case "metrics":
+		return "OTEL_METRICS_EXPORTER", "prometheus,otlp", "prometheus"
+	case "logs":
+		return "OTEL_LOGS_EXPORTER", "otlp", "none"
+	}
+	panic("unknown signal " + signal)
+}
+
+// warnMarker is what the rate-limited WARN line about a signal's failed
+// exports or drops contains.
+func warnMarker(signal string) []string {
+	switch signal {
+	case "traces":
+		return []string{`"msg":"observe: span export failed`}
+	case "metrics":
+		return []string{`"msg":"observe: metrics export failed`}
+	}
+	return []string{`"msg":"observe: logs export failed`, `"msg":"observe: log records dropped`}
+}
+
+func runFaultCell(t *testing.T, c *faultCell) {
+	reliabEnv(t)
+	fs := testbackend.StartFault(t, c.fault, c.protocol)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", fs.URL)
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", c.protocol)
+	// Short export timeouts so a blackhole's failures show within the cell
+	// (the default is 10s); pushes every 100ms so metrics fail often.
+	t.Setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "300")
+	t.Setenv("OTEL_METRIC_EXPORT_INTERVAL", "100")
+	t.Setenv("OTEL_METRIC_EXPORT_TIMEOUT", "300")
+	// Every exporter off; the cell's signal is switched on and off below.
+	t.Setenv("OTEL_TRACES_EXPORTER", "none")
+	t.Setenv("OTEL_METRICS_EXPORTER", "prometheus")
+	t.Setenv("OTEL_LOGS_EXPORTER", "none")
+	envName, envOn, envOff := exporterEnv(c.signal)
+
+	warm, batch, rounds, load := matrixSizes()
+	d := newDriver(workHandler())
+	sink := &warnSink{}
+
+	start := func(on bool) *observe.Observer {
+		v := envOff
+		if on {
+			v = envOn
+		}
+		os.Setenv(envName, v)
+		t0 := time.Now()
+		obs, err := observe.Init(t.Context(), observe.WithServiceName("reliab"), observe.WithLogWriter(sink))
+		took := time.Since(t0)
+		if err != nil {
+			t.Fatalf("Init (exporter on=%v): %v", on, err)
+		}
+		if on {
+			c.initTimes = append(c.initTimes, took)
+		}
+		return obs
+	}
+
+	for r := 0; r < rounds; r++ {
+		for _, on := range []bool{r%2 == 1, r%2 == 0} {
+			obs := start(on)
+			d.serve(t, warm)
+			heapBefore := uint64(0)
+			if on && r == 0 {
+				heapBefore = heapInUse()
+			}
+			ds := d.timed(batch)
+			if on {
+				c.p99On = append(c.p99On, quantile(ds, 0.99))
+			} else {
+				c.p99Off = append(c.p99Off, quantile(ds, 0.99))
+			}
+			if on && r == 0 {
+				c.requests = load
+				d.serve(t, load)
+				c.heapGrowth = mib(max(heapInUse(), heapBefore) - heapBefore)
+				checkDropsCounted(t, c, obs, sink, fs.Hits)
+			}
+			took, err := shutdownWithin(obs, shutdownBudget)
+			if on {
+				c.shutdowns = append(c.shutdowns, took)
+				// An error is allowed (the flush failed, or ran out of
+				// time); overrunning the deadline is not.
+				if took > shutdownBudget+250*time.Millisecond {
+					t.Errorf("Shutdown took %s with a %s deadline (err %v)", took, shutdownBudget, err)
+				}
+				if r == 0 && c.signal == "traces" {
+					// Every span is accounted for: none reached the
+					// backend, every one is counted as dropped.
+					tp := obs.Tracing()
+					served := uint64(warm + batch + load)
+					if tp.ExportedSpans() != 0 || tp.DroppedSpans() != served {
+						t.Errorf("after Shutdown: %d spans exported, %d dropped; want 0 and %d (every span served)", tp.ExportedSpans(), tp.DroppedSpans(), served)
+					}
+				}
+			} else if err != nil {
+				t.Errorf("Shutdown with exporters off: %v", err)
+			}
+		}
+	}
+	c.hits = fs.Hits()
+	if c.fault != testbackend.FaultRefused && c.hits == 0 {
+		t.Errorf("the fault server saw nothing: the exporter never met the fault")
+	}
+
+	var problems []string
+	if m := median(c.initTimes); m > initBudget {
+		problems = append(problems, fmt.Sprintf("Init median %s > %s", m, initBudget))
+	}
+	if mx := slicesMax(c.initTimes); mx > 4*initBudget {
+		problems = append(problems, fmt.Sprintf("Init max %s > %s", mx, 4*initBudget))
+	}
+	if ratio := c.p99Ratio(); ratio > p99Tolerance() {
+		problems = append(problems, fmt.Sprintf("p99 ratio %.2f > %.2f (off %v, on %v)", ratio, p99Tolerance(), c.p99Off, c.p99On))
+	}
+	if c.heapGrowth > 32 {
+		problems = append(problems, fmt.Sprintf("heap grew %.1f MiB over %d requests", c.heapGrowth, load))
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
+	switch {
+	case t.Failed():
+		c.verdict = "FAIL"
+	case c.p99Ratio() > 1.10:
+		c.verdict = "ok (p99 > 1.10 target)"
+	default:
+		c.verdict = "ok"
+	}
+}
+
+// checkDropsCounted waits until the signal's failures (and drops) are on
+// /metrics and the WARN line about them is out, then checks the line was
+// written once, however many failures there were.
+func checkDropsCounted(t *testing.T, c *faultCell, obs *observe.Observer, sink *warnSink, hits func() int64) {
+	t.Helper()
+	dropMetric := map[string]string{"traces": "observe_spans_dropped_total", "logs": "observe_logs_dropped_total"}[c.signal]
+	deadline := time.Now().Add(8 * time.Second)
+	var body string
+	for {
+		body = scrapeHandler(t, obs)
+		c.failures, _ = metricValue(body, "observe_export_failures_total", `signal="`+c.signal+`"`)
+		if dropMetric != "" {
+			v, ok := metricValue(body, dropMetric)
+			if !ok {
+				t.Fatalf("%s missing from /metrics:\n%s", dropMetric, grep(body, "observe_"))
+			}
+			c.dropped = v
+		}
+		c.warnLines = 0
+		for _, m := range warnMarker(c.signal) {
+			c.warnLines += sink.count(m)
+		}
+		dropsOK := c.signal != "traces" || c.dropped > 0
+		if c.failures > 0 && dropsOK && c.warnLines > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("after %d requests: failures %v, dropped %v, WARN lines %d; want all > 0 (server hits %d)\n/metrics:\n%s\nWARN/ERROR lines:\n%s",
+				c.requests, c.failures, c.dropped, c.warnLines, hits(), grep(body, "observe_"), sink.String())
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Rate limited: one line per kind per interval (30s), whatever the
+	// number of failures.
+	for _, m := range warnMarker(c.signal) {
+		if n := sink.count(m); n > 1 {
+			t.Errorf("%d WARN lines %s within one Observer's life: not rate limited\n%s", n, m, sink.String())
+		}
+	}
+}

@@ -1,0 +1,212 @@
+package tracing_test
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/observekit/observe/tracing"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// keyRedactor is a stand-in policy: keys containing a sensitive word are
+// masked, and the value "s3cr3t" is detected anywhere in free text.
+type keyRedactor struct{}
+
+func sensitive(k string) bool {
+	k = strings.ToLower(k)
+	for _, w := range []string{"password", "token", "authorization", "api-key", "cookie"} {
+		if strings.Contains(k, w) {
+			return true
+		}
+	}
+	return false
+}
+
+func (keyRedactor) String(s string) string { return strings.ReplaceAll(s, "s3cr3t", "[REDACTED:test]") }
+
+func (r keyRedactor) KeyValue(kv attribute.KeyValue) attribute.KeyValue {
+	if sensitive(string(kv.Key)) {
+		if kv.Value.Type() == attribute.STRINGSLICE {
+			return kv.Key.StringSlice([]string{"[REDACTED]"})
+		}
+		return kv.Key.String("[REDACTED]")
+	}
+	if kv.Value.Type() == attribute.STRING {
+		if s := r.String(kv.Value.AsString()); s != kv.Value.AsString() {
+			return kv.Key.String(s)
+		}
+	}
+	return kv
+}
+
+// fullRedactor also implements the optional URL and Header methods.
+type fullRedactor struct{ keyRedactor }
+
+func (fullRedactor) URL(u *url.URL) string {
+	c := *u
+	if c.User != nil {
+		c.User = url.User("X")
+	}
+	q := c.Query()
+	for k := range q {
+		if sensitive(k) {
+			q.Set(k, "[REDACTED]")
+		}
+	}
+	c.RawQuery = q.Encode()
+	return c.String()
+}
+
+func (fullRedactor) Header(name string, values []string) []string {
+	if sensitive(name) {
+		return []string{"[REDACTED:header]"}
+	}
+	return values
+}
+
+func exportOne(t *testing.T, r tracing.Redactor, f func(trace.Span)) (exported, stored sdktrace.ReadOnlySpan) {
+	t.Helper()
+	exp := tracetest.NewInMemoryExporter()
+	p, err := tracing.New(context.Background(), tracing.Config{Exporter: tracing.ExporterCustom, SpanExporter: exp, Redactor: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, s := p.Tracer().Start(context.Background(), "op")
+	f(s)
+	s.End()
+	stored = p.Store().Spans()[0]
+	if err := p.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	spans := exp.GetSpans() // before Shutdown, which empties the exporter
+	defer p.Shutdown(context.Background())
+	if len(spans) != 1 {
+		t.Fatalf("exported %d spans", len(spans))
+	}
+	return spans.Snapshots()[0], stored
+}
+
+func attrMap(kvs []attribute.KeyValue) map[string]string {
+	m := map[string]string{}
+	for _, kv := range kvs {
+		m[string(kv.Key)] = kv.Value.Emit()
+	}
+	return m
+}
+
+func TestRedactionBeforeExport(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		r    tracing.Redactor
+	}{{"KeyValue only", keyRedactor{}}, {"with URL and Header", fullRedactor{}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			exported, stored := exportOne(t, tc.r, func(s trace.Span) {
+				s.SetAttributes(
+					attribute.String("user.password", "hunter2"),
+					attribute.String("note", "the key is s3cr3t here"),
+					attribute.String("url.full", "https://bob:pw@api.example.com/v1/items?id=7&access_token=abc"),
+					attribute.String("url.query", "id=7&password=hunter2"),
+					attribute.StringSlice("http.request.header.authorization", []string{"Bearer abc"}),
+					attribute.StringSlice("http.request.header.x-request-id", []string{"r-1"}),
+					attribute.Int("http.response.status_code", 200),
+				)
+				s.AddEvent("login", trace.WithAttributes(attribute.String("token", "abc"), attribute.String("who", "bob")))
+				s.RecordError(errors.New("db said s3cr3t"))
+				s.SetStatus(codes.Error, "failed with s3cr3t")
+			})
+			for _, sp := range []sdktrace.ReadOnlySpan{exported, stored} {
+				a := attrMap(sp.Attributes())
+				if a["user.password"] != "[REDACTED]" {
+					t.Errorf("user.password = %q", a["user.password"])
+				}
+				if a["note"] != "the key is [REDACTED:test] here" {
+					t.Errorf("note = %q", a["note"])
+				}
+				if u := a["url.full"]; strings.Contains(u, "bob") || strings.Contains(u, "pw@") || strings.Contains(u, "abc") ||
+					!strings.Contains(u, "REDACTED") || !strings.Contains(u, "id=7") || !strings.Contains(u, "api.example.com/v1/items") {
+					t.Errorf("url.full = %q", u)
+				}
+				if q := a["url.query"]; strings.Contains(q, "hunter2") || !strings.Contains(q, "id=7") {
+					t.Errorf("url.query = %q", q)
+				}
+				if h := a["http.request.header.authorization"]; strings.Contains(h, "abc") {
+					t.Errorf("authorization header = %q", h)
+				}
+				if h := a["http.request.header.x-request-id"]; h != `["r-1"]` {
+					t.Errorf("x-request-id header = %q", h)
+				}
+				if a["http.response.status_code"] != "200" {
+					t.Errorf("status code = %q", a["http.response.status_code"])
+				}
+				if sp.Status().Description != "failed with [REDACTED:test]" {
+					t.Errorf("status = %q", sp.Status().Description)
+				}
+				var sawLogin, sawException bool
+				for _, ev := range sp.Events() {
+					ea := attrMap(ev.Attributes)
+					switch ev.Name {
+					case "login":
+						sawLogin = true
+						if ea["token"] != "[REDACTED]" || ea["who"] != "bob" {
+							t.Errorf("login event %v", ea)
+						}
+					case "exception":
+						sawException = true
+						if strings.Contains(ea["exception.message"], "s3cr3t") {
+							t.Errorf("exception event %v", ea)
+						}
+					}
+				}
+				if !sawLogin || !sawException {
+					t.Errorf("events missing: %v", sp.Events())
+				}
+			}
+		})
+	}
+}
+
+func TestURLUserInfoRedactedWithoutPolicy(t *testing.T) {
+	exported, _ := exportOne(t, nil, func(s trace.Span) {
+		s.SetAttributes(attribute.String("url.full", "https://bob:pw@example.com/x?a=1"), attribute.String("other", "v"))
+	})
+	a := attrMap(exported.Attributes())
+	if a["url.full"] != "https://REDACTED:REDACTED@example.com/x?a=1" {
+		t.Errorf("url.full = %q", a["url.full"])
+	}
+	if a["other"] != "v" {
+		t.Errorf("other = %q", a["other"])
+	}
+}
+
+func TestRedactSpanLeavesCleanSpanAlone(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	p, _ := tracing.New(context.Background(), tracing.Config{Exporter: tracing.ExporterCustom, SpanExporter: exp})
+	_, s := p.Tracer().Start(context.Background(), "clean", trace.WithAttributes(attribute.String("a", "b")))
+	s.End()
+	raw := p.Store().Spans()[0]
+	if got := tracing.RedactSpan(keyRedactor{}, raw); got != raw {
+		t.Error("RedactSpan copied a span that needed nothing")
+	}
+	_ = p.Shutdown(context.Background())
+}
+
+func TestRedactURL(t *testing.T) {
+	cases := map[string]string{
+		"http://example.com/a?b=1":                   "http://example.com/a?b=1",
+		"http://u:p@example.com/":                    "http://REDACTED:REDACTED@example.com/",
+		"http://example.com/?password=x&q=go%20lang": "http://example.com/?password=%5BREDACTED%5D&q=go%20lang",
+		"::not a url":                                "::not a url",
+	}
+	for in, want := range cases {
+		if got := tracing.RedactURL(keyRedactor{}, in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -44,6 +44,7 @@ type config struct {
 	propagators     []string
 	spanExporter    sdktrace.SpanExporter // programmatic override (tests, custom backends)
 	tail            *tracing.TailConfig   // local tail sampling (OTEL_TRACES_SAMPLER=observe_tail)
+	tracing         tracingSettings       // TLS, compression, batch queue (tracing_config.go)
 	spanStoreSize   int
 	metricsExporter []string // prometheus, otlp (prometheus always serves /metrics unless none)
 	logsExporter    string   // none | otlp
@@ -106,7 +107,7 @@ func WithAdminToken(token string) Option { return func(c *config) { c.adminToken
 // WithSpanExporter sends finished spans to exp (batched), whatever
 // OTEL_TRACES_EXPORTER says. Useful for tests and custom backends.
 func WithSpanExporter(exp sdktrace.SpanExporter) Option {
-	return func(c *config) { c.spanExporter = exp; c.tracesExporter = "custom" }
+	return func(c *config) { c.spanExporter = panicSafeSpanExporter(exp); c.tracesExporter = "custom" }
 }
 
 // WithTailSampling turns local tail sampling on (see tracing.TailSampler):
@@ -292,9 +293,10 @@ func loadConfig(getenv func(string) string, opts []Option) (*config, error) {
 		if !tracing.IsSamplerName(c.samplerName) {
 			bad("OTEL_TRACES_SAMPLER", c.samplerName, tracing.SamplerNames+", "+tracing.TailSamplerName, nil)
 		} else {
-			bad("OTEL_TRACES_SAMPLER_ARG", c.samplerArg, "a ratio between 0 and 1", nil)
+			bad("OTEL_TRACES_SAMPLER_ARG", c.samplerArg, tracing.SamplerArgAccepted(c.samplerName), err)
 		}
 	}
+	loadTracingEnv(getenv, c, bad)
 	if v := strings.TrimSpace(getenv("OTEL_PROPAGATORS")); v != "" {
 		c.propagators = nil
 		for _, p := range strings.Split(v, ",") {

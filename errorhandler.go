@@ -47,6 +47,8 @@ type otelReporter struct {
 	log    *slog.Logger
 	base   uint64 // sdkLogsDropped when the Observer started
 	limits map[string]*rateLimit
+
+	logFailures atomic.Uint64 // the log export failures last seen
 }
 
 type rateLimit struct {
@@ -113,20 +115,34 @@ func isDefaultErrorHandler(h otel.ErrorHandler) bool {
 	return h == nil || strings.HasSuffix(fmt.Sprintf("%T", h), ".ErrDelegator")
 }
 
-// signalOf guesses which signal an SDK message is about.
-func signalOf(s string) string {
+// signalOf guesses which signal an SDK message is about: by its words,
+// else by which export failure counter moved (the SDK's errors do not say
+// where they come from).
+func (r *otelReporter) signalOf(s string) string {
+	if sig := signalWord(s); sig != "" {
+		return sig
+	}
+	if h := r.owner.logHandler; h != nil {
+		if n := h.ExportFailures(); n != r.logFailures.Swap(n) {
+			return "logs"
+		}
+	}
+	return "other"
+}
+
+func signalWord(s string) string {
 	s = strings.ToLower(s)
 	switch {
 	case strings.Contains(s, "span") || strings.Contains(s, "trace"):
 		return "traces"
-	case strings.Contains(s, "metric"):
+	case strings.Contains(s, "metric") || strings.Contains(s, "reader"):
 		return "metrics"
 	case strings.Contains(s, "log"):
 		return "logs"
 	case strings.Contains(s, "profil"):
 		return "profiles"
 	}
-	return "other"
+	return ""
 }
 
 // userInfo matches the user info of a URL inside a message (exporters put
@@ -170,8 +186,12 @@ func (otelErrorHandler) Handle(err error) {
 		return
 	}
 	text := scrubMessage(err.Error())
-	signal := signalOf(text)
-	r.warn(signal, "observe: "+signal+" export failed; data is dropped until the backend answers (see observe_export_failures_total)",
+	signal := r.signalOf(text)
+	what := signal + " export"
+	if signal == "other" {
+		what = "OpenTelemetry export"
+	}
+	r.warn(signal, "observe: "+what+" failed; data is dropped until the backend answers (see observe_export_failures_total)",
 		slog.String("error", text))
 }
 
@@ -211,7 +231,7 @@ func (s otelLogSink) Info(level int, msg string, kv ...any) {
 	if r == nil {
 		return // OpenTelemetry's default logger shows errors only
 	}
-	r.warn(signalOf(msg), "observe: OpenTelemetry SDK warning: "+scrubMessage(msg), kvAttrs(kv)...)
+	r.warn(r.signalOf(msg), "observe: OpenTelemetry SDK warning: "+scrubMessage(msg), kvAttrs(kv)...)
 }
 
 func (s otelLogSink) Error(err error, msg string, kv ...any) {
@@ -225,7 +245,7 @@ func (s otelLogSink) Error(err error, msg string, kv ...any) {
 		log.Print(text)
 		return
 	}
-	r.warn(signalOf(text), "observe: OpenTelemetry SDK error", append(kvAttrs(kv), slog.String("error", text))...)
+	r.warn(r.signalOf(text), "observe: OpenTelemetry SDK error", append(kvAttrs(kv), slog.String("error", text))...)
 }
 
 func (s otelLogSink) WithValues(...any) logr.LogSink { return s }

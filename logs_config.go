@@ -41,7 +41,7 @@ func WithLogMaxValueBytes(n int) Option {
 // sampling and redaction as the JSON lines) to exp as well, whatever
 // OTEL_LOGS_EXPORTER says. Useful for tests and custom backends.
 func WithLogExporter(exp sdklog.Exporter) Option {
-	return func(c *config) { c.logs.exporter = exp }
+	return func(c *config) { c.logs.exporter = panicSafeLogExporter(exp) }
 }
 
 // loadLogsEnv reads the logging variables beyond level, format and access

@@ -126,12 +126,16 @@ func start(ctx context.Context, cfg *config) (_ *Observer, err error) {
 			Exporter:     cfg.tracesExporter,
 			SpanExporter: cfg.spanExporter,
 			StoreSize:    cfg.spanStoreSize,
+			Batch:        cfg.tracing.batch,
+			Redactor:     spanRedactor(o.redactor),
 			OTLP: tracing.OTLPConfig{
-				Protocol: cfg.otlpProtocol,
-				Endpoint: cfg.otlpEndpoint,
-				Headers:  cfg.otlpHeaders,
-				Insecure: cfg.otlpInsecure,
-				Timeout:  cfg.otlpTimeout,
+				Protocol:    cfg.otlpProtocol,
+				Endpoint:    cfg.otlpEndpoint,
+				Headers:     cfg.otlpHeaders,
+				Insecure:    cfg.otlpInsecure,
+				Timeout:     cfg.otlpTimeout,
+				TLS:         cfg.tracing.tls,
+				Compression: cfg.tracing.compression,
 			},
 		})
 		if err != nil {

@@ -34,6 +34,8 @@ type faultCell struct {
 	initTimes  []time.Duration // Inits with the faulty exporter on
 	p99Off     []time.Duration // per batch, exporter off
 	p99On      []time.Duration // per batch, exporter on and failing
+	p50Off     []time.Duration
+	p50On      []time.Duration
 	dropped    float64         // observe_spans_dropped_total / observe_logs_dropped_total
 	failures   float64         // observe_export_failures_total{signal}
 	warnLines  int             // rate-limited WARN lines about it
@@ -50,23 +52,30 @@ func (c *faultCell) p99Ratio() float64 {
 	return float64(median(c.p99On)) / float64(median(c.p99Off))
 }
 
-// matrixSizes: requests before the timed batch (fills every queue), the
-// timed batch, rounds, and the load phase.
+// matrixSizes: requests before each timed batch (enough to fill every
+// queue), the timed batch, rounds (pairs of Observers, exporter off and on),
+// and the load phase of the first round.
 func matrixSizes() (warm, batch, rounds, load int) {
+	// The span queue (2048) plus a batch (512), and the log queue (2048
+	// records, two a request), overflow within warm.
 	switch {
 	case raceEnabled && testing.Short():
-		return 2500, 1000, 2, 5000
+		return 2600, 1000, 2, 3000
 	case raceEnabled:
-		return 3000, 1500, 3, 10000
+		return 2600, 1000, 2, 5000
 	case testing.Short():
-		return 3000, 3000, 3, 20000
+		return 3000, 2000, 3, 10000
 	}
-	return 5000, 5000, 5, 50000
+	return 3000, 2000, 4, 30000
 }
 
 // p99Tolerance is the enforced bound on the p99 ratio. The target is 1.10;
 // on a shared, loaded machine (the CI box has 2 cores for several jobs) the
-// enforced default leaves room for noise, and the figures are logged.
+// enforced default leaves room for noise, and the figures are logged. A
+// ratio over it fails only when the p99 also grew by more than
+// p99AbsTolerance: what the check is after is a request that waits on the
+// exporter (a blocked export lasts the export timeout, 300ms here), not a
+// few microseconds on a request that does nothing else.
 func p99Tolerance() float64 {
 	if v, err := strconv.ParseFloat(os.Getenv("OBSERVE_RELIAB_P99_TOLERANCE"), 64); err == nil && v > 1 {
 		return v
@@ -74,15 +83,34 @@ func p99Tolerance() float64 {
 	return 1.5
 }
 
+func p99AbsTolerance() time.Duration {
+	if raceEnabled {
+		return 2 * time.Millisecond
+	}
+	return 250 * time.Microsecond
+}
+
 const (
-	initBudget     = 50 * time.Millisecond
-	shutdownBudget = time.Second
+	initBudget = 50 * time.Millisecond
+	// Shutdown deadlines: the first round's, and the others' (shorter, to
+	// keep the matrix quick; the check is the same).
+	shutdownBudget      = 500 * time.Millisecond
+	shutdownBudgetLater = 150 * time.Millisecond
+	// How far past its deadline Shutdown may return (scheduling on a busy
+	// machine).
+	shutdownSlack = 250 * time.Millisecond
 )
 
 func TestReliabilityFaultMatrix(t *testing.T) {
 	var cells []*faultCell
 	for _, proto := range []string{"grpc", "http/protobuf"} {
-		for _, fault := range testbackend.FaultsFor(proto) {
+		faults := testbackend.FaultsFor(proto)
+		if !testing.Short() {
+			// A healthy collector first: the reference row, telling the
+			// cost of exporting from the cost of a fault.
+			faults = append([]testbackend.Fault{testbackend.FaultNone}, faults...)
+		}
+		for _, fault := range faults {
 			for _, sig := range []string{"traces", "metrics", "logs"} {
 				cells = append(cells, &faultCell{signal: sig, protocol: proto, fault: fault})
 			}
@@ -96,18 +124,29 @@ func TestReliabilityFaultMatrix(t *testing.T) {
 }
 
 func matrixTable(cells []*faultCell) string {
+	healthy := map[string]*faultCell{}
+	for _, c := range cells {
+		if c.fault == testbackend.FaultNone && len(c.p99On) > 0 {
+			healthy[c.signal+c.protocol] = c
+		}
+	}
+	us := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e3, 'f', 0, 64) }
 	var b strings.Builder
-	fmt.Fprintf(&b, "| signal | protocol | fault | Init median/max | p99 off | p99 on | ratio | dropped | failures | WARN lines | server hits | Shutdown max | heap growth | verdict |\n")
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| signal | protocol | fault | Init median / max | p50 off / on µs | p99 off / on µs | p99 ratio | p99 vs healthy | dropped | export failures | WARN lines | server hits | Shutdown max | heap growth | verdict |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range cells {
 		if len(c.p99On) == 0 || len(c.p99Off) == 0 {
 			fmt.Fprintf(&b, "| %s | %s | %s | not run |||||||||||\n", c.signal, c.protocol, c.fault)
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s/%s | %s | %s | %.2f | %.0f | %.0f | %d | %d | %s | %.1f MiB | %s |\n",
+		vsHealthy := "-"
+		if h := healthy[c.signal+c.protocol]; h != nil && h != c {
+			vsHealthy = fmt.Sprintf("%.2f", float64(median(c.p99On))/float64(median(h.p99On)))
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s / %s | %s / %s | %s / %s | %.2f | %s | %.0f | %.0f | %d | %d | %s | %.1f MiB | %s |\n",
 			c.signal, c.protocol, c.fault,
 			median(c.initTimes).Round(100*time.Microsecond), slicesMax(c.initTimes).Round(100*time.Microsecond),
-			median(c.p99Off).Round(time.Microsecond), median(c.p99On).Round(time.Microsecond), c.p99Ratio(),
+			us(median(c.p50Off)), us(median(c.p50On)), us(median(c.p99Off)), us(median(c.p99On)), c.p99Ratio(), vsHealthy,
 			c.dropped, c.failures, c.warnLines, c.hits,
 			slicesMax(c.shutdowns).Round(time.Millisecond), c.heapGrowth, c.verdict)
 	}
@@ -158,6 +197,12 @@ func runFaultCell(t *testing.T, c *faultCell) {
 	t.Setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "300")
 	t.Setenv("OTEL_METRIC_EXPORT_INTERVAL", "100")
 	t.Setenv("OTEL_METRIC_EXPORT_TIMEOUT", "300")
+	if c.fault == testbackend.FaultNone {
+		// A healthy collector must not fail for want of time on a busy
+		// machine (or under the race detector).
+		t.Setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "10000")
+		t.Setenv("OTEL_METRIC_EXPORT_TIMEOUT", "10000")
+	}
 	// Every exporter off; the cell's signal is switched on and off below.
 	t.Setenv("OTEL_TRACES_EXPORTER", "none")
 	t.Setenv("OTEL_METRICS_EXPORTER", "prometheus")
@@ -187,73 +232,77 @@ func runFaultCell(t *testing.T, c *faultCell) {
 	}
 
 	for r := 0; r < rounds; r++ {
+		// Off first in even rounds, on first in odd ones: drift in the
+		// machine's load falls on both.
 		for _, on := range []bool{r%2 == 1, r%2 == 0} {
 			obs := start(on)
 			d.serve(t, warm)
+			first := on && r == 0
 			heapBefore := uint64(0)
-			if on && r == 0 {
+			if first {
 				heapBefore = heapInUse()
 			}
 			ds := d.timed(batch)
 			if on {
 				c.p99On = append(c.p99On, quantile(ds, 0.99))
+				c.p50On = append(c.p50On, quantile(ds, 0.5))
 			} else {
 				c.p99Off = append(c.p99Off, quantile(ds, 0.99))
+				c.p50Off = append(c.p50Off, quantile(ds, 0.5))
 			}
-			if on && r == 0 {
+			if first {
 				c.requests = load
 				d.serve(t, load)
 				c.heapGrowth = mib(max(heapInUse(), heapBefore) - heapBefore)
 				checkDropsCounted(t, c, obs, sink, fs.Hits)
 			}
-			took, err := shutdownWithin(obs, shutdownBudget)
-			if on {
-				c.shutdowns = append(c.shutdowns, took)
-				// An error is allowed (the flush failed, or ran out of
-				// time); overrunning the deadline is not.
-				if took > shutdownBudget+250*time.Millisecond {
-					t.Errorf("Shutdown took %s with a %s deadline (err %v)", took, shutdownBudget, err)
+			deadline := shutdownBudgetLater
+			if r == 0 {
+				deadline = shutdownBudget
+			}
+			took, err := shutdownWithin(obs, deadline)
+			if !on {
+				if err != nil {
+					t.Errorf("Shutdown with exporters off: %v", err)
 				}
-				if r == 0 && c.signal == "traces" {
-					// Every span is accounted for: none reached the
-					// backend, every one is counted as dropped.
-					tp := obs.Tracing()
-					served := uint64(warm + batch + load)
-					if tp.ExportedSpans() != 0 || tp.DroppedSpans() != served {
-						t.Errorf("after Shutdown: %d spans exported, %d dropped; want 0 and %d (every span served)", tp.ExportedSpans(), tp.DroppedSpans(), served)
-					}
-				}
-			} else if err != nil {
-				t.Errorf("Shutdown with exporters off: %v", err)
+				continue
+			}
+			c.shutdowns = append(c.shutdowns, took)
+			// An error is allowed (the flush failed, or ran out of time);
+			// overrunning the deadline is not.
+			if took > deadline+shutdownSlack {
+				t.Errorf("Shutdown took %s with a %s deadline (err %v); goroutines then:\n%s", took, deadline, err, overrunStacks())
+			}
+			if first && c.signal == "traces" {
+				checkSpansAccounted(t, c, obs, uint64(warm+batch+load))
 			}
 		}
 	}
 	c.hits = fs.Hits()
+	if c.fault == testbackend.FaultNone && c.failures != 0 {
+		t.Errorf("healthy collector: %v export failures", c.failures)
+	}
 	if c.fault != testbackend.FaultRefused && c.hits == 0 {
 		t.Errorf("the fault server saw nothing: the exporter never met the fault")
 	}
 
-	var problems []string
 	if m := median(c.initTimes); m > initBudget {
-		problems = append(problems, fmt.Sprintf("Init median %s > %s", m, initBudget))
+		t.Errorf("Init median %s > %s (all: %v)", m, initBudget, c.initTimes)
 	}
 	if mx := slicesMax(c.initTimes); mx > 4*initBudget {
-		problems = append(problems, fmt.Sprintf("Init max %s > %s", mx, 4*initBudget))
+		t.Errorf("Init max %s > %s (all: %v)", mx, 4*initBudget, c.initTimes)
 	}
-	if ratio := c.p99Ratio(); ratio > p99Tolerance() {
-		problems = append(problems, fmt.Sprintf("p99 ratio %.2f > %.2f (off %v, on %v)", ratio, p99Tolerance(), c.p99Off, c.p99On))
+	if ratio, delta := c.p99Ratio(), median(c.p99On)-median(c.p99Off); ratio > p99Tolerance() && delta > p99AbsTolerance() {
+		t.Errorf("p99 ratio %.2f > %.2f and +%s > %s (off %v, on %v)", ratio, p99Tolerance(), delta, p99AbsTolerance(), c.p99Off, c.p99On)
 	}
 	if c.heapGrowth > 32 {
-		problems = append(problems, fmt.Sprintf("heap grew %.1f MiB over %d requests", c.heapGrowth, load))
-	}
-	for _, p := range problems {
-		t.Error(p)
+		t.Errorf("heap grew %.1f MiB over %d requests", c.heapGrowth, load)
 	}
 	switch {
 	case t.Failed():
 		c.verdict = "FAIL"
 	case c.p99Ratio() > 1.10:
-		c.verdict = "ok (p99 > 1.10 target)"
+		c.verdict = "ok (p99 over the 1.10 target)"
 	default:
 		c.verdict = "ok"
 	}
@@ -267,6 +316,23 @@ func checkDropsCounted(t *testing.T, c *faultCell, obs *observe.Observer, sink *
 	dropMetric := map[string]string{"traces": "observe_spans_dropped_total", "logs": "observe_logs_dropped_total"}[c.signal]
 	deadline := time.Now().Add(8 * time.Second)
 	var body string
+	if c.fault == testbackend.FaultNone {
+		// Nothing fails: exports get through (checked for spans after
+		// Shutdown) and nothing is reported.
+		time.Sleep(300 * time.Millisecond)
+		body = scrapeHandler(t, obs)
+		c.failures, _ = metricValue(body, "observe_export_failures_total", `signal="`+c.signal+`"`)
+		if dropMetric != "" {
+			c.dropped, _ = metricValue(body, dropMetric)
+		}
+		// Drops are possible (this load outruns any exporter on a small
+		// machine), failures are not.
+		c.warnLines = sink.count("export failed")
+		if c.warnLines != 0 {
+			t.Errorf("healthy collector, yet export failures reported:\n%s", sink.String())
+		}
+		return
+	}
 	for {
 		body = scrapeHandler(t, obs)
 		c.failures, _ = metricValue(body, "observe_export_failures_total", `signal="`+c.signal+`"`)
@@ -298,5 +364,28 @@ func checkDropsCounted(t *testing.T, c *faultCell, obs *observe.Observer, sink *
 		if n := sink.count(m); n > 1 {
 			t.Errorf("%d WARN lines %s within one Observer's life: not rate limited\n%s", n, m, sink.String())
 		}
+	}
+}
+
+// checkSpansAccounted checks, after Shutdown, that every span served is
+// accounted for: with a failing backend none is exported and every one is
+// counted as dropped; with a healthy one, exported and dropped add up.
+// Shutdown may return at its deadline while the span processor is still
+// counting what it aborted: it gets a moment.
+func checkSpansAccounted(t *testing.T, c *faultCell, obs *observe.Observer, served uint64) {
+	t.Helper()
+	tp := obs.Tracing()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		exp, drop := tp.ExportedSpans(), tp.DroppedSpans()
+		ok := exp+drop == served && (c.fault == testbackend.FaultNone || exp == 0)
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("after Shutdown: %d spans exported, %d dropped, of %d served", exp, drop, served)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

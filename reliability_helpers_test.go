@@ -212,13 +212,43 @@ func heapInUse() uint64 {
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }
 
 // shutdownWithin shuts obs down with the deadline d and returns how long it
-// took.
+// took. When it overruns the deadline by far, the goroutines still running
+// at that moment are kept in lastOverrun, to say what held it.
 func shutdownWithin(obs *observe.Observer, d time.Duration) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
+	dump := time.AfterFunc(d+150*time.Millisecond, func() {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		overrunMu.Lock()
+		lastOverrun = string(buf)
+		overrunMu.Unlock()
+	})
+	defer dump.Stop()
 	start := time.Now()
 	err := obs.Shutdown(ctx)
 	return time.Since(start), err
+}
+
+var (
+	overrunMu   sync.Mutex
+	lastOverrun string
+)
+
+// overrunStacks returns (and forgets) the goroutines of the last Shutdown
+// that overran its deadline, those of observe and OpenTelemetry only.
+func overrunStacks() string {
+	overrunMu.Lock()
+	s := lastOverrun
+	lastOverrun = ""
+	overrunMu.Unlock()
+	var keep []string
+	for _, g := range strings.Split(s, "\n\n") {
+		if strings.Contains(g, "observekit") || strings.Contains(g, "opentelemetry") || strings.Contains(g, "grpc") {
+			keep = append(keep, g)
+		}
+	}
+	return strings.Join(keep, "\n\n")
 }
 
 // fdCount counts this process's open file descriptors.

@@ -360,3 +360,20 @@ func TestGRPCClientDeadline(t *testing.T) {
 		t.Error("server span did not end")
 	}
 }
+
+func TestGRPCStreamPanicRecovered(t *testing.T) {
+	env := setup(t)
+	conn := grpcPair(t, grpc.UnknownServiceHandler(func(srv any, stream grpc.ServerStream) error {
+		panic("stream handler blew up")
+	}))
+	err := conn.Invoke(context.Background(), "/proxy.Any/Thing", &testpb.Empty{}, &testpb.Empty{})
+	if status.Code(err) != grpccodes.Internal {
+		t.Fatalf("got %v, want INTERNAL", err)
+	}
+	s := spanByKind(env.spans(t, 2), trace.SpanKindServer, "")
+	wantAttr(t, s, "rpc.response.status_code", "INTERNAL")
+	wantAttr(t, s, "rpc.method", "_OTHER")
+	if _, ok := env.logs.find("panic in gRPC handler"); !ok {
+		t.Error("no ERROR log for the stream panic")
+	}
+}

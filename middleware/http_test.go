@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/observekit/observe/metrics"
@@ -14,6 +15,7 @@ import (
 	"github.com/observekit/observe/tracing"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -327,4 +329,70 @@ func (headerPolicy) KeyValue(kv attribute.KeyValue) attribute.KeyValue {
 		return kv.Key.String("[REDACTED]")
 	}
 	return kv
+}
+
+// attrSampler is a user sampler reading the attributes a span starts with.
+type attrSampler struct {
+	mu   sync.Mutex
+	seen []map[string]string
+}
+
+func (s *attrSampler) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	m := map[string]string{}
+	for _, kv := range p.Attributes {
+		m[string(kv.Key)] = kv.Value.Emit()
+	}
+	s.mu.Lock()
+	s.seen = append(s.seen, m)
+	s.mu.Unlock()
+	return sdktrace.SamplingResult{Decision: sdktrace.RecordAndSample}
+}
+
+func (s *attrSampler) Description() string { return "attrSampler" }
+
+// A sampler of the user's own sees the semantic-convention attributes at
+// span creation, as the conventions require; with observe's own samplers
+// (which never read them) they are handed over at the end instead, and the
+// finished span is the same.
+func TestHTTPStartAttributesForSamplers(t *testing.T) {
+	setup(t)
+	s := &attrSampler{}
+	p, err := tracing.New(context.Background(), tracing.Config{Sampler: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Shutdown(context.Background())
+	if !p.StartAttributesObserved() {
+		t.Fatal("a user sampler must see start attributes")
+	}
+	tracing.SetCurrent(p)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /a/{x}", func(w http.ResponseWriter, r *http.Request) {})
+	serve(middleware.HTTP(mux), httptest.NewRequest("GET", "http://h.example/a/1?q=2", nil))
+	s.mu.Lock()
+	seen := s.seen[0]
+	s.mu.Unlock()
+	for _, k := range []string{"http.request.method", "url.path", "url.scheme", "url.query", "server.address"} {
+		if seen[k] == "" {
+			t.Errorf("sampler did not see %s at creation: %v", k, seen)
+		}
+	}
+	withSampler := attrs(p.Store().Spans()[0])
+
+	p2, _ := tracing.New(context.Background(), tracing.Config{})
+	defer p2.Shutdown(context.Background())
+	if p2.StartAttributesObserved() {
+		t.Fatal("observe's default sampler does not read attributes")
+	}
+	tracing.SetCurrent(p2)
+	serve(middleware.HTTP(mux), httptest.NewRequest("GET", "http://h.example/a/1?q=2", nil))
+	deferred := attrs(p2.Store().Spans()[0])
+	if len(deferred) != len(withSampler) {
+		t.Fatalf("attributes differ:\n%v\n%v", withSampler, deferred)
+	}
+	for k, v := range withSampler {
+		if deferred[k].Emit() != v.Emit() && k != "client.address" {
+			t.Errorf("%s: %s vs %s", k, v.Emit(), deferred[k].Emit())
+		}
+	}
 }

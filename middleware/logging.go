@@ -66,7 +66,9 @@ func startRequestLog(ctx context.Context, r *http.Request) (context.Context, req
 // endHTTP ends a request's logging: the access log line, then the end of
 // per-request debug.
 func (o *logOpts) endHTTP(ctx context.Context, rl requestLog, r *http.Request, route string, status int, written int64, d time.Duration) {
-	if o.accessLogOn() && !healthPath(r.URL.Path) && accessLogger.Enabled(ctx, slog.LevelInfo) {
+	// No Enabled check first: LogAttrs asks, and asking twice would sample
+	// the line twice.
+	if o.accessLogOn() && !healthPath(r.URL.Path) {
 		accessLogger.LogAttrs(ctx, slog.LevelInfo, "request",
 			slog.String("http.request.method", r.Method),
 			slog.String("http.route", route),
@@ -104,7 +106,7 @@ func startRPCLog(ctx context.Context) (context.Context, requestLog) {
 // endRPC ends a gRPC server call's logging. method is the rpc_method label
 // ("pkg.Service/Method" or _OTHER).
 func (o *logOpts) endRPC(ctx context.Context, rl requestLog, method string, code codes.Code, d time.Duration) {
-	if o.accessLogOn() && !healthMethod(method) && accessLogger.Enabled(ctx, slog.LevelInfo) {
+	if o.accessLogOn() && !healthMethod(method) {
 		accessLogger.LogAttrs(ctx, slog.LevelInfo, "rpc",
 			slog.String("rpc.system", "grpc"),
 			slog.String("rpc.method", method),

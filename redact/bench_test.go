@@ -85,6 +85,27 @@ func BenchmarkString(b *testing.B) {
 	}
 }
 
+// BenchmarkCleanRecordParts splits the clean record into its strings and
+// keys, to see which of them costs what.
+func BenchmarkCleanRecordParts(b *testing.B) {
+	p := Default()
+	for _, s := range []string{"/api/v1/users/{id}", "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7",
+		"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36", "10.1.2.3:54012", "eu-west-1"} {
+		b.Run("value="+s[:min(len(s), 12)], func(b *testing.B) {
+			for b.Loop() {
+				p.String(s)
+			}
+		})
+	}
+	for _, k := range []string{"http.method", "http.status_code", "duration", "trace_id", "user_agent", "peer"} {
+		b.Run("key="+k, func(b *testing.B) {
+			for b.Loop() {
+				p.IsSensitiveKey(k)
+			}
+		})
+	}
+}
+
 func BenchmarkIsSensitiveKey(b *testing.B) {
 	p := Default()
 	keys := []string{"http.method", "user_password", "X-Api-Key", "duration_ms", "trace_id", "tokens_used"}

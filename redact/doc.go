@@ -14,11 +14,11 @@
 // password, passwd, pwd, pass, passcode, passphrase, secret(s), token,
 // authorization, auth, cookie(s), credential(s), creds, session (only as the
 // whole key), session id/key, cvv, cvc, ssn, pin, otp, totp, jwt, bearer,
-// signature, sig, csrf, xsrf, and the pairs api/access/private/secret/
-// signing/encryption/master/account/session/subscription key, access/refresh/
-// auth token, client secret, credit card, card number, shared access
-// key/signature. A few long ones also match inside a segment ("PGPASSWORD",
-// "JSESSIONID"). [WithKeys] adds more.
+// signature, sig, csrf, xsrf, and the pairs api, access, private, secret,
+// signing, encryption, master, account, session and subscription key; access,
+// refresh and auth token; client secret, credit card, card number, shared
+// access key and shared access signature. A few long ones also match inside a
+// segment ("PGPASSWORD", "JSESSIONID"). [WithKeys] adds more.
 //
 // To keep telemetry useful, a key that describes a secret rather than holds
 // it is not sensitive: a match followed by a qualifier segment (count, type,
@@ -59,7 +59,9 @@
 // off ([WithoutDetectors]), show the last four digits of cards
 // ([WithCardLast4]) or replace masks with a keyed hash to correlate equal
 // secrets ([WithHashKey]). [Policy.Counts] reports what was redacted, by kind,
-// for the observe_redactions_total metric.
+// for the observe_redactions_total metric. This package reads no environment
+// variable: the observe root turns OBSERVE_REDACT_KEYS and
+// OBSERVE_REDACT_HASH_KEY into options.
 //
 // Where it applies: [Policy.String] for messages and any text,
 // [Policy.Attr], [Policy.Attrs] and [Policy.Value] for slog (groups,
@@ -68,7 +70,8 @@
 // [Policy.KeyValue] for OpenTelemetry attributes, [Policy.Header] and
 // [Policy.URL] for HTTP.
 //
-// Not covered: numbers typed as numbers (a card number logged as an int64 is
+// Not covered: attribute keys themselves (map keys are inspected; attribute
+// keys are written by the program, not by its users); numbers typed as numbers (a card number logged as an int64 is
 // not inspected: timestamps and ids would be mistaken for cards); secrets
 // split across attributes; base64- or otherwise encoded secrets; the output of
 // String methods, which the policy never calls (a text handler does, for

@@ -79,6 +79,9 @@ func (p *Policy) attr(a slog.Attr, depth int) (slog.Attr, bool) {
 
 func (p *Policy) attrs(as []slog.Attr, depth int) ([]slog.Attr, bool) {
 	for i := range as {
+		if p.attrClean(&as[i]) {
+			continue
+		}
 		r, changed := p.attr(as[i], depth)
 		if !changed {
 			continue
@@ -116,6 +119,24 @@ func (p *Policy) value(v slog.Value, depth int) (slog.Value, bool) {
 		return p.anyValue(v, depth)
 	}
 	return v, false
+}
+
+// attrClean is the quick test attrs runs first: true when a surely needs no
+// redaction. It handles the kinds of a typical record inline and leaves the
+// rest (false) to attr.
+func (p *Policy) attrClean(a *slog.Attr) bool {
+	if a.Key != "" && p.keys.match(a.Key) {
+		return false
+	}
+	switch a.Value.Kind() {
+	case slog.KindString:
+		s := a.Value.String()
+		cls, digits := p.classify(s)
+		return cls == 0 && len(p.user) == 0 || !p.foundAny(s, cls, digits)
+	case slog.KindInt64, slog.KindUint64, slog.KindFloat64, slog.KindBool, slog.KindDuration, slog.KindTime:
+		return true
+	}
+	return false
 }
 
 // attrDirty reports whether attr would change a, without counting.

@@ -15,14 +15,20 @@ import (
 // spans it drops and the exports that fail, and it redacts spans on the way
 // out, in its own goroutine, so the request path pays for neither.
 //
-// OnEnd never blocks: a full queue drops the span and counts it.
+// OnEnd never blocks: it appends to a bounded buffer under a short lock, and
+// a full buffer drops the span and counts it. The worker wakes when a batch
+// is full or the schedule delay has passed, not for every span (a channel
+// send per span would wake it per span).
 type batchProcessor struct {
 	exp      sdktrace.SpanExporter
 	redactor Redactor
 	logger   *slog.Logger
 
-	queue    chan sdktrace.ReadOnlySpan
+	mu       sync.Mutex
+	buf      []sdktrace.ReadOnlySpan // at most maxQueue
+	maxQueue int
 	maxBatch int
+	full     chan struct{} // a batch is ready (capacity 1)
 	delay    time.Duration
 	timeout  time.Duration
 
@@ -68,8 +74,10 @@ func newBatchProcessor(exp sdktrace.SpanExporter, c BatchConfig, r Redactor, log
 		exp:      exp,
 		redactor: r,
 		logger:   logger,
-		queue:    make(chan sdktrace.ReadOnlySpan, c.MaxQueueSize),
+		buf:      make([]sdktrace.ReadOnlySpan, 0, min(c.MaxQueueSize, 4*c.MaxExportBatchSize)),
+		maxQueue: c.MaxQueueSize,
 		maxBatch: c.MaxExportBatchSize,
+		full:     make(chan struct{}, 1),
 		delay:    c.ScheduleDelay,
 		timeout:  c.ExportTimeout,
 		flushCh:  make(chan chan struct{}),
@@ -94,10 +102,20 @@ func (p *batchProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 		p.dropped.Add(1)
 		return
 	}
-	select {
-	case p.queue <- s:
-	default:
+	p.mu.Lock()
+	n := len(p.buf)
+	if n >= p.maxQueue {
+		p.mu.Unlock()
 		p.dropped.Add(1)
+		return
+	}
+	p.buf = append(p.buf, s)
+	p.mu.Unlock()
+	if n+1 == p.maxBatch {
+		select {
+		case p.full <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -138,11 +156,11 @@ func (p *batchProcessor) Shutdown(ctx context.Context) error {
 		}
 		p.cancelExport()
 		// Spans that raced past the stopping check are dropped, and counted.
-		// The worker is gone: nothing else receives from the queue.
-		for len(p.queue) > 0 {
-			<-p.queue
-			p.dropped.Add(1)
-		}
+		p.mu.Lock()
+		p.dropped.Add(uint64(len(p.buf)))
+		clear(p.buf)
+		p.buf = p.buf[:0]
+		p.mu.Unlock()
 		if err := p.exp.Shutdown(ctx); err != nil && p.stopErr == nil {
 			p.stopErr = err
 		}
@@ -152,55 +170,62 @@ func (p *batchProcessor) Shutdown(ctx context.Context) error {
 
 func (p *batchProcessor) run() {
 	defer close(p.done)
-	batch := make([]sdktrace.ReadOnlySpan, 0, p.maxBatch)
-	var scratch []sdktrace.ReadOnlySpan
+	var taken, scratch []sdktrace.ReadOnlySpan
 	timer := time.NewTimer(p.delay)
 	defer timer.Stop()
 	for {
+		var ack chan struct{}
 		select {
-		case s := <-p.queue:
-			batch = append(batch, s)
-			if len(batch) >= p.maxBatch {
-				batch, scratch = p.export(batch, scratch)
-				timer.Reset(p.delay)
-			}
+		case <-p.full:
 		case <-timer.C:
-			batch, scratch = p.export(batch, scratch)
-			timer.Reset(p.delay)
-		case ack := <-p.flushCh:
-			batch, scratch = p.drain(batch, scratch)
-			close(ack)
+		case ack = <-p.flushCh:
 		case <-p.stopCh:
-			p.drain(batch, scratch)
+			p.drain(taken, scratch, true)
 			return
 		}
+		taken, scratch = p.drain(taken, scratch, ack != nil)
+		if ack != nil {
+			close(ack)
+		}
+		timer.Reset(p.delay)
 	}
 }
 
-// drain exports the batch and everything queued now.
-func (p *batchProcessor) drain(batch, scratch []sdktrace.ReadOnlySpan) ([]sdktrace.ReadOnlySpan, []sdktrace.ReadOnlySpan) {
-	for n := len(p.queue); n > 0; n-- {
-		batch = append(batch, <-p.queue)
-		if len(batch) >= p.maxBatch {
-			batch, scratch = p.export(batch, scratch)
+// drain takes what is queued and exports it in batches, until fewer than a
+// batch are left (all: until nothing is). The buffers are swapped, not
+// copied: the one just exported becomes the next queue.
+func (p *batchProcessor) drain(taken, scratch []sdktrace.ReadOnlySpan, all bool) ([]sdktrace.ReadOnlySpan, []sdktrace.ReadOnlySpan) {
+	for {
+		p.mu.Lock()
+		taken, p.buf = p.buf, taken[:0]
+		p.mu.Unlock()
+		if len(taken) == 0 {
+			return taken, scratch
+		}
+		for i := 0; i < len(taken); i += p.maxBatch {
+			batch := taken[i:min(i+p.maxBatch, len(taken))]
+			scratch = p.export(batch, scratch)
+			clear(batch)
+		}
+		taken = taken[:0]
+		p.mu.Lock()
+		left := len(p.buf)
+		p.mu.Unlock()
+		if left == 0 || (!all && left < p.maxBatch) {
+			return taken, scratch
 		}
 	}
-	return p.export(batch, scratch)
 }
 
-func (p *batchProcessor) export(batch, scratch []sdktrace.ReadOnlySpan) ([]sdktrace.ReadOnlySpan, []sdktrace.ReadOnlySpan) {
-	if len(batch) == 0 {
-		return batch, scratch
-	}
+func (p *batchProcessor) export(batch, scratch []sdktrace.ReadOnlySpan) []sdktrace.ReadOnlySpan {
 	// Redact here, off the request path. redactSpan returns the span itself
 	// when nothing needs scrubbing.
 	scratch = scratch[:0]
 	for _, s := range batch {
 		scratch = append(scratch, redactSpan(p.redactor, s))
 	}
-	out := scratch
 	ctx, cancel := context.WithTimeout(p.exportCtx, p.timeout)
-	err := p.exp.ExportSpans(ctx, out)
+	err := p.exp.ExportSpans(ctx, scratch)
 	cancel()
 	if err != nil {
 		p.failures.Add(1)
@@ -209,9 +234,8 @@ func (p *batchProcessor) export(batch, scratch []sdktrace.ReadOnlySpan) ([]sdktr
 	} else {
 		p.exported.Add(uint64(len(batch)))
 	}
-	clear(batch)
 	clear(scratch)
-	return batch[:0], scratch[:0]
+	return scratch[:0]
 }
 
 // logFailure logs at most one line per failureLogInterval, saying how many

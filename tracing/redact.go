@@ -41,6 +41,11 @@ const (
 	keyHTTPURL  = "http.url" // older semantic conventions
 	keyReqHdr   = "http.request.header."
 	keyRespHdr  = "http.response.header."
+
+	// A span ID written by profiling.LinkSpans, never a secret: redacting
+	// it would break the span↔profile link, and one that happens to be 16
+	// decimal digits passing Luhn reads as a card number.
+	keyProfileID = "pyroscope.profile.id"
 )
 
 // redactedSpan overrides what redaction changed; everything else is the
@@ -141,6 +146,8 @@ func redactAttrs(r Redactor, in []attribute.KeyValue) ([]attribute.KeyValue, boo
 func redactKV(r Redactor, kv attribute.KeyValue) attribute.KeyValue {
 	k := string(kv.Key)
 	switch {
+	case k == keyProfileID:
+		return kv
 	case k == keyURLFull || k == keyHTTPURL:
 		if kv.Value.Type() == attribute.STRING {
 			return attribute.String(k, RedactURL(r, kv.Value.AsString()))

@@ -16,6 +16,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -110,22 +111,37 @@ type Provider struct {
 	// startAttrs: something may look at a span's attributes as it starts
 	// (a sampler of unknown kind, an extra processor's OnStart).
 	startAttrs bool
-	batch      *batchProcessor // nil when nothing is exported
-	redactor   Redactor
-	tail       *TailSampler // nil unless Config.Tail
+	// stopSampler stops jaeger_remote's polling (nil otherwise).
+	stopSampler func(context.Context) error
+	samplerOnce sync.Once
+	batch       *batchProcessor // nil when nothing is exported
+	redactor    Redactor
+	tail        *TailSampler // nil unless Config.Tail
 }
 
 // New builds a Provider. It never waits on the network: exporters connect
 // lazily on the first export.
 func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if cfg.Sampler == nil {
-		cfg.Sampler = attributeBlindSampler{sdktrace.ParentBased(sdktrace.AlwaysSample())}
+		cfg.Sampler = attributeBlindSampler{Sampler: sdktrace.ParentBased(sdktrace.AlwaysSample())}
 	}
 	if cfg.StoreSize <= 0 {
 		cfg.StoreSize = 1000
 	}
 	if cfg.Batch.MaxQueueSize <= 0 {
 		cfg.Batch.MaxQueueSize = cfg.QueueSize
+	}
+	if cfg.Exporter == ExporterOTLP {
+		// OTEL_EXPORTER_OTLP_TIMEOUT bounds a whole batch export, as the
+		// spec says; the Go exporters apply it per attempt and keep
+		// retrying (429, 503, RESOURCE_EXHAUSTED…) for up to a minute.
+		t := cfg.OTLP.Timeout
+		if t <= 0 {
+			t = 10 * time.Second
+		}
+		if cfg.Batch.ExportTimeout <= 0 || t < cfg.Batch.ExportTimeout {
+			cfg.Batch.ExportTimeout = t
+		}
 	}
 	exp, err := newExporter(ctx, cfg)
 	if err != nil {
@@ -134,6 +150,9 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	p := &Provider{store: NewSpanStore(cfg.StoreSize), redactor: cfg.Redactor}
 	// The tail sampler's head sampler and processors ignore attributes too.
 	p.startAttrs = !attributeBlind(cfg.Sampler) || len(cfg.ExtraProcessors) > 0
+	if b, ok := cfg.Sampler.(attributeBlindSampler); ok && b.remote != nil && cfg.Tail == nil {
+		p.stopSampler = b.remote.start(cfg.Resource)
+	}
 	p.store.redactor = cfg.Redactor
 	opts := []sdktrace.TracerProviderOption{
 		sdktrace.WithSampler(cfg.Sampler),
@@ -305,7 +324,13 @@ func (p *Provider) ExportedSpans() uint64 {
 
 // Shutdown flushes and stops every processor and exporter by ctx's deadline.
 // It is idempotent.
-func (p *Provider) Shutdown(ctx context.Context) error { return p.tp.Shutdown(ctx) }
+func (p *Provider) Shutdown(ctx context.Context) error {
+	err := p.tp.Shutdown(ctx)
+	if p.stopSampler != nil {
+		p.samplerOnce.Do(func() { err = errors.Join(err, p.stopSampler(ctx)) })
+	}
+	return err
+}
 
 // ForceFlush exports what is queued, by ctx's deadline.
 func (p *Provider) ForceFlush(ctx context.Context) error { return p.tp.ForceFlush(ctx) }
@@ -321,7 +346,10 @@ func Current() *Provider { return current.Load() }
 
 // attributeBlindSampler marks the samplers NewSampler makes: none of them
 // reads SamplingParameters.Attributes.
-type attributeBlindSampler struct{ sdktrace.Sampler }
+type attributeBlindSampler struct {
+	sdktrace.Sampler
+	remote *jaegerRemote // jaeger_remote's, which New starts
+}
 
 func attributeBlind(s sdktrace.Sampler) bool {
 	_, ok := s.(attributeBlindSampler)
@@ -330,12 +358,42 @@ func attributeBlind(s sdktrace.Sampler) bool {
 
 // NewSampler builds one of the OTel spec's OTEL_TRACES_SAMPLER values with
 // its argument.
+//
+// jaeger_remote and parentbased_jaeger_remote take the spec's argument
+// "endpoint=URL,pollingIntervalMs=N,initialSamplingRate=R" (each optional)
+// and fetch the service's strategies over HTTP from URL (default
+// DefaultJaegerRemoteEndpoint) once New has the sampler: NewSampler itself
+// starts nothing. xray is not supported.
 func NewSampler(name, arg string) (sdktrace.Sampler, error) {
+	switch name {
+	case "jaeger_remote", "parentbased_jaeger_remote":
+		j, err := parseJaegerRemoteArg(arg)
+		if err != nil {
+			return nil, err
+		}
+		var s sdktrace.Sampler = j
+		if name == "parentbased_jaeger_remote" {
+			s = sdktrace.ParentBased(j)
+		}
+		return attributeBlindSampler{Sampler: s, remote: j}, nil
+	}
 	s, err := newSampler(name, arg)
 	if err != nil {
 		return nil, err
 	}
-	return attributeBlindSampler{s}, nil
+	return attributeBlindSampler{Sampler: s}, nil
+}
+
+// SamplerArgAccepted says what OTEL_TRACES_SAMPLER_ARG the named sampler
+// accepts, for error messages.
+func SamplerArgAccepted(name string) string {
+	switch name {
+	case "jaeger_remote", "parentbased_jaeger_remote":
+		return "endpoint=URL,pollingIntervalMs=N,initialSamplingRate=R (each optional)"
+	case "traceidratio", "parentbased_traceidratio":
+		return "a ratio between 0 and 1"
+	}
+	return "nothing (" + name + " takes no argument)"
 }
 
 func newSampler(name, arg string) (sdktrace.Sampler, error) {
@@ -377,14 +435,15 @@ func newSampler(name, arg string) (sdktrace.Sampler, error) {
 // IsSamplerName reports whether name is an accepted OTEL_TRACES_SAMPLER value.
 func IsSamplerName(name string) bool {
 	switch name {
-	case "always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio":
+	case "always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio",
+		"jaeger_remote", "parentbased_jaeger_remote":
 		return true
 	}
 	return false
 }
 
 // SamplerNames lists the accepted sampler names.
-const SamplerNames = "always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio"
+const SamplerNames = "always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio, jaeger_remote, parentbased_jaeger_remote"
 
 // NewPropagator builds a composite propagator from OTEL_PROPAGATORS names:
 // tracecontext, baggage, b3 (single header), b3multi, none.

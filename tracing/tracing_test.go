@@ -527,3 +527,25 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+func TestStartAttributesObserved(t *testing.T) {
+	s, _ := tracing.NewSampler("traceidratio", "0.5")
+	for _, c := range []struct {
+		cfg  tracing.Config
+		want bool
+	}{
+		{tracing.Config{}, false},
+		{tracing.Config{Sampler: s}, false},
+		{tracing.Config{Sampler: sdktrace.AlwaysSample()}, true}, // not one of NewSampler's: may read them
+		{tracing.Config{ExtraProcessors: []sdktrace.SpanProcessor{tracetest.NewSpanRecorder()}}, true},
+	} {
+		p, err := tracing.New(context.Background(), c.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.StartAttributesObserved(); got != c.want {
+			t.Errorf("%+v: StartAttributesObserved = %v", c.cfg, got)
+		}
+		_ = p.Shutdown(context.Background())
+	}
+}

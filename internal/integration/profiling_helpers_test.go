@@ -68,15 +68,15 @@ func profShutdown(t *testing.T, obs *observe.Observer, d time.Duration) {
 	}
 }
 
-// profBurn spends about d of CPU; its name marks the samples it takes.
+// profBurn does about d of CPU work on an idle machine (a fixed amount of
+// work, so that a busy machine stretches the time, not the number of CPU
+// samples); its name marks the samples it takes.
 //
 //go:noinline
 func profBurn(d time.Duration) {
 	sum := sha256.Sum256([]byte("profBurn"))
-	for end := time.Now().Add(d); time.Now().Before(end); {
-		for range 500 {
-			sum = sha256.Sum256(sum[:])
-		}
+	for range d / (125 * time.Nanosecond) { // one hash: about 125ns
+		sum = sha256.Sum256(sum[:])
 	}
 	runtime.KeepAlive(sum)
 }

@@ -19,8 +19,11 @@ import (
 	"github.com/observekit/observe/internal/testbackend"
 	"github.com/observekit/observe/middleware"
 	"github.com/observekit/observe/profiling"
+	"github.com/observekit/observe/tracing"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	"go.uber.org/goleak"
 )
 
 // Continuous profiling through observe.Init, against a receiver speaking
@@ -352,5 +355,48 @@ func TestProfilingLinksForcedOn(t *testing.T) {
 	spans := obs.Tracing().Store().Spans()
 	if len(spans) != 1 || !strings.Contains(fmt.Sprint(spans[0].Attributes()), string(profiling.ProfileIDAttribute)) {
 		t.Errorf("WithProfileLinks(true): spans %v", spans)
+	}
+}
+
+// TestProfilingShutdownLeavesNothingRunning: pushing, links, the admin CPU
+// endpoint and an outage, then Shutdown: no goroutine is left behind.
+func TestProfilingShutdownLeavesNothingRunning(t *testing.T) {
+	recv := testbackend.StartPyroscope(t)
+	ignore := goleak.IgnoreCurrent()
+	obs := profInit(t, map[string]string{
+		"PYROSCOPE_SERVER_ADDRESS": recv.URL,
+		"OBSERVE_ADMIN_ADDR":       "127.0.0.1:0",
+		"OBSERVE_ADMIN_TOKEN":      profToken,
+	}, observe.WithProfileUploadInterval(300*time.Millisecond), observe.WithMutexProfiling(), observe.WithBlockProfiling())
+	stop := profTraffic(t)
+	recv.WaitFor(t, 30*time.Second, "a CPU profile", func(ups []testbackend.PyroscopeUpload) bool { return len(profCPUUploads(ups)) > 0 })
+	recv.SetMode(testbackend.PyroscopeHang)
+	time.Sleep(500 * time.Millisecond) // uploads now hang
+	stop()
+	profShutDown.Store(obs, true)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = obs.Shutdown(ctx) // may hit its deadline: the server hangs
+	recv.SetMode(testbackend.PyroscopeUp)
+	http.DefaultClient.CloseIdleConnections()
+	goleak.VerifyNone(t, ignore)
+}
+
+// TestProfilingProfileIDSurvivesRedaction: a span ID can be 16 decimal
+// digits passing Luhn, which the redaction policy takes for a card number;
+// pyroscope.profile.id must reach the backend intact all the same.
+func TestProfilingProfileIDSurvivesRedaction(t *testing.T) {
+	obs := profInit(t, nil, observe.WithProfileLinks(true))
+	const id = "6563163828523565"
+	span := tracetest.SpanStub{Name: "GET /x", Attributes: []attribute.KeyValue{
+		profiling.ProfileIDAttribute.String(id),
+		attribute.String("note", id),
+	}}.Snapshot()
+	attrs := tracing.RedactSpan(obs.Tracing().Redactor(), span).Attributes()
+	if attrs[1].Value.AsString() == id {
+		t.Log("the redaction policy no longer takes this ID for a secret: this test proves little")
+	}
+	if got := attrs[0].Value.AsString(); got != id {
+		t.Errorf("%s redacted to %q", profiling.ProfileIDAttribute, got)
 	}
 }

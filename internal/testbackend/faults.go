@@ -50,6 +50,10 @@ const (
 	// announced more; for gRPC after the HTTP/2 handshake, once the call has
 	// begun arriving.
 	FaultCloseMidStream Fault = "close-mid-stream"
+	// FaultNone is a healthy collector accepting every export (HTTP 200 with
+	// an empty response message, gRPC OK): the baseline to compare a fault
+	// with.
+	FaultNone Fault = "none"
 )
 
 // FaultsFor lists the faults that apply to an OTLP protocol ("grpc" or
@@ -93,6 +97,12 @@ func StartFault(t testing.TB, fault Fault, protocol string) *FaultServer {
 	s := &FaultServer{Fault: fault, Protocol: protocol, stop: func() {}}
 	var err error
 	switch fault {
+	case FaultNone:
+		if protocol == "grpc" {
+			err = s.startGRPCStatus(codes.OK)
+		} else {
+			err = s.startHTTPStatus(http.StatusOK)
+		}
 	case FaultRefused:
 		err = s.startRefused()
 	case FaultBlackhole:
@@ -217,7 +227,8 @@ func (s *FaultServer) startBlackhole() error {
 	return nil
 }
 
-// startHTTPStatus answers every request with code, after reading the body.
+// startHTTPStatus answers every request with code, after reading the body
+// (200: an empty protobuf response, an accepted export).
 func (s *FaultServer) startHTTPStatus(code int) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -231,6 +242,12 @@ func (s *FaultServer) startHTTPStatus(code int) error {
 			_, _ = io.Copy(io.Discard, r.Body)
 			if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
 				w.Header().Set("Retry-After", "1")
+			}
+			if code == http.StatusOK {
+				// An empty Export*ServiceResponse: everything accepted.
+				w.Header().Set("Content-Type", "application/x-protobuf")
+				w.WriteHeader(code)
+				return
 			}
 			w.Header().Set("Content-Type", "text/plain")
 			w.WriteHeader(code)

@@ -89,8 +89,10 @@ func (o *Observer) serveReadyz(w http.ResponseWriter, r *http.Request) {
 	)
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
+	var names []string
 	o.checks.Range(func(k, v any) bool {
 		name, check := k.(string), v.(func(context.Context) error)
+		names = append(names, name)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -101,11 +103,27 @@ func (o *Observer) serveReadyz(w http.ResponseWriter, r *http.Request) {
 		}()
 		return true
 	})
-	wg.Wait()
+	// A check that ignores its context must not hang the probe: past the
+	// deadline it counts as failed (its goroutine ends when it returns).
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 	failed := map[string]string{}
+	finished := map[string]bool{}
+	mu.Lock()
 	for _, res := range results {
+		finished[res.name] = true
 		if res.err != nil {
 			failed[res.name] = res.err.Error()
+		}
+	}
+	mu.Unlock()
+	for _, name := range names {
+		if !finished[name] {
+			failed[name] = "timed out"
 		}
 	}
 	if len(failed) > 0 {

@@ -261,15 +261,47 @@ func fdCount(t testing.TB) int {
 	return len(ents)
 }
 
-// fdList names this process's open file descriptors (for a failure message).
+// fdList names this process's open file descriptors (for a failure
+// message), TCP sockets with their addresses.
 func fdList() string {
+	socks := tcpSockets()
 	ents, _ := os.ReadDir("/proc/self/fd")
 	var b strings.Builder
 	for _, e := range ents {
 		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
-		b.WriteString(e.Name() + " -> " + target + "\n")
+		b.WriteString(e.Name() + " -> " + target)
+		if strings.HasPrefix(target, "socket:[") {
+			if addr, ok := socks[strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]")]; ok {
+				b.WriteString(" " + addr)
+			}
+		}
+		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// tcpSockets maps socket inodes to "local → remote" (IPv4 and IPv6 ports).
+func tcpSockets() map[string]string {
+	out := map[string]string{}
+	for _, f := range []string{"/proc/self/net/tcp", "/proc/self/net/tcp6"} {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(raw), "\n")[1:] {
+			fs := strings.Fields(line)
+			if len(fs) < 10 {
+				continue
+			}
+			port := func(a string) string {
+				_, p, _ := strings.Cut(a, ":")
+				n, _ := strconv.ParseUint(p, 16, 16)
+				return strconv.FormatUint(n, 10)
+			}
+			out[fs[9]] = ":" + port(fs[1]) + " → :" + port(fs[2]) + " st=" + fs[3]
+		}
+	}
+	return out
 }
 
 var _ = io.Discard

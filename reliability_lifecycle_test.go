@@ -97,7 +97,8 @@ func TestLifecycleHundredCycles(t *testing.T) {
 		fds = fdCount(t)
 	}
 	if fds > fdBase {
-		t.Errorf("%d file descriptors open after %d cycles, %d before:\n%s", fds, cycles, fdBase, fdList())
+		t.Errorf("%d file descriptors open after %d cycles, %d before (collectors: grpc %s, http %s; pyroscope %s):\n%s",
+			fds, cycles, fdBase, collectors["grpc"].Addr, collectors["http/protobuf"].Addr, pyro.URL, fdList())
 	}
 	// Goroutines: none of the cycles' is left (the collectors' connection
 	// goroutines end with the connections).

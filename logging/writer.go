@@ -428,9 +428,7 @@ func (h *lineWriter) Handle(ctx context.Context, r slog.Record) (err error) {
 	}
 	st.b = append(st.b, '\n')
 
-	h.s.mu.Lock()
-	_, err = h.s.w.Write(st.b)
-	h.s.mu.Unlock()
+	err = h.s.write(st.b)
 	if cap(st.b) <= 64<<10 {
 		*bp = st.b
 		bufPool.Put(bp)
@@ -509,9 +507,21 @@ func (h *lineWriter) writeFallback(ctx context.Context, r slog.Record, p any) (e
 		b = append(b, '}')
 	}
 	b = append(b, '\n')
-	h.s.mu.Lock()
-	_, err = h.s.w.Write(b)
-	h.s.mu.Unlock()
+	return h.s.write(b)
+}
+
+// write writes one line under the lock. A Writer that panics (it is the
+// program's) loses the line and leaves the lock released: holding it would
+// hang every later log call.
+func (s *sink) write(b []byte) (err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("logging: the log writer panicked: %v", p)
+		}
+	}()
+	_, err = s.w.Write(b)
 	return err
 }
 

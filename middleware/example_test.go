@@ -59,7 +59,7 @@ func ExampleWithCapturedHeaders() {
 	mux := http.NewServeMux()
 	h := middleware.HTTP(mux, middleware.WithCapturedHeaders(
 		[]string{"X-Request-Id", "Authorization"}, // request: Authorization is masked before export
-		[]string{"X-Cache"},                        // response
+		[]string{"X-Cache"},                       // response
 	))
 	log.Fatal(http.ListenAndServe(":8080", h))
 }

@@ -248,7 +248,7 @@ func (h *grpcServerHandler) TagRPC(ctx context.Context, info *stats.RPCTagInfo) 
 	if tp == nil && m == nil {
 		return ctx
 	}
-	if h.opts.methodFilter != nil && !h.opts.methodFilter(info.FullMethodName) {
+	if h.opts.methodFilter != nil && !keepMethod(ctx, h.opts.methodFilter, info.FullMethodName) {
 		return ctx
 	}
 	st := &rpcState{
@@ -432,11 +432,7 @@ func recoverGRPC(ctx context.Context, fullMethod string, p any) error {
 	stack := debug.Stack()
 	span := trace.SpanFromContext(ctx)
 	if span.IsRecording() {
-		perr, ok := p.(error)
-		if !ok {
-			perr = fmt.Errorf("%v", p)
-		}
-		span.RecordError(perr, trace.WithAttributes(
+		span.RecordError(panicError(p), trace.WithAttributes(
 			attribute.String("exception.stacktrace", string(stack)),
 			attribute.Bool("exception.escaped", false),
 		))
@@ -468,7 +464,7 @@ func (h *grpcClientHandler) TagRPC(ctx context.Context, info *stats.RPCTagInfo) 
 	if tp == nil && m == nil {
 		return ctx
 	}
-	if h.opts.methodFilter != nil && !h.opts.methodFilter(info.FullMethodName) {
+	if h.opts.methodFilter != nil && !keepMethod(ctx, h.opts.methodFilter, info.FullMethodName) {
 		return ctx
 	}
 	st := &rpcState{
@@ -530,4 +526,19 @@ func (h *grpcClientHandler) HandleRPC(ctx context.Context, rs stats.RPCStats) {
 			st.m.RPCClient.Observe(st.method, uint32(code), d, st.span.SpanContext())
 		}
 	}
+}
+
+// keepMethod runs the program's method filter. It runs in gRPC's stats
+// handler, where nothing recovers: a filter that panics keeps the call
+// (instrumented, as without a filter) and the panic is logged.
+func keepMethod(ctx context.Context, keep func(fullMethod string) bool, fullMethod string) (ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			ok = true
+			slog.Default().ErrorContext(ctx, "panic in middleware method filter",
+				slog.String("rpc.method", strings.TrimPrefix(fullMethod, "/")),
+				slog.String("panic", fmt.Sprint(p)), slog.String("stack", string(debug.Stack())))
+		}
+	}()
+	return keep(fullMethod)
 }

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/observekit/observe/metrics"
@@ -146,7 +147,7 @@ var (
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tp := tracing.Current()
 	m := metrics.Current()
-	if (tp == nil && m == nil) || (h.opts.filter != nil && !h.opts.filter(r)) {
+	if (tp == nil && m == nil) || (h.opts.filter != nil && !keepRequest(h.opts.filter, r)) {
 		h.next.ServeHTTP(w, r)
 		return
 	}
@@ -423,11 +424,7 @@ func (h *httpHandler) endServerSpan(span trace.Span, rw *responseWriter, held *[
 		}
 		attrs = append(attrs, attribute.String("error.type", errType))
 		span.SetStatus(codes.Error, fmt.Sprint(p))
-		err, ok := p.(error)
-		if !ok {
-			err = fmt.Errorf("%v", p)
-		}
-		span.RecordError(err, trace.WithStackTrace(true))
+		span.RecordError(panicError(p), trace.WithStackTrace(true))
 	case status >= 500:
 		attrs = append(attrs, attribute.String("error.type", metrics.StatusLabel(status)))
 		span.SetStatus(codes.Error, "")
@@ -449,7 +446,14 @@ func methodName(method string) string {
 }
 
 // spanNames caches "{METHOD} {route}" so the hot path does not concatenate.
-var spanNames sync.Map // spanNameKey -> string
+// It is bounded: a router adapter that reports raw paths through SetRoute
+// must not grow memory without limit (past the cap names are built per call).
+var (
+	spanNames    sync.Map // spanNameKey -> string
+	spanNamesLen atomic.Int64
+)
+
+const spanNamesCap = 4096
 
 type spanNameKey struct{ method, route string }
 
@@ -463,7 +467,11 @@ func spanName(method, route string) string {
 		return n.(string)
 	}
 	n := method + " " + route
-	spanNames.Store(k, n)
+	if spanNamesLen.Load() < spanNamesCap {
+		if _, loaded := spanNames.LoadOrStore(k, n); !loaded {
+			spanNamesLen.Add(1)
+		}
+	}
 	return n
 }
 
@@ -555,4 +563,36 @@ func (hc headerCarrier) Keys() []string {
 		keys = append(keys, k)
 	}
 	return keys
+}
+
+// keepRequest runs the program's filter. A filter that panics keeps the
+// request (served and instrumented, as without a filter) and the panic is
+// logged: a bug in a filter must not take requests down.
+func keepRequest(keep func(*http.Request) bool, r *http.Request) (ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			ok = true
+			slog.Default().ErrorContext(r.Context(), "panic in middleware filter",
+				slog.String("panic", fmt.Sprint(p)), slog.String("stack", string(debug.Stack())))
+		}
+	}()
+	return keep(r)
+}
+
+// panicError is the error recorded for a recovered panic value: the value
+// itself when it is an error whose Error method works, else one holding its
+// printed form (fmt contains a panicking Error or String method, the span
+// SDK does not).
+func panicError(p any) (err error) {
+	e, ok := p.(error)
+	if !ok {
+		return errors.New(fmt.Sprint(p))
+	}
+	defer func() {
+		if recover() != nil {
+			err = errors.New(fmt.Sprint(p))
+		}
+	}()
+	_ = e.Error()
+	return e
 }

@@ -67,7 +67,7 @@ func (t *transport) CloseIdleConnections() {
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	tp := tracing.Current()
 	m := metrics.Current()
-	if (tp == nil && m == nil) || (t.opts.filter != nil && !t.opts.filter(req)) {
+	if (tp == nil && m == nil) || (t.opts.filter != nil && !keepRequest(t.opts.filter, req)) {
 		return t.base.RoundTrip(req)
 	}
 	start := time.Now()

@@ -4,7 +4,8 @@
 // and goroutine profiles (mutex and block profiles on request) with
 // github.com/grafana/pyroscope-go, named after the service and tagged with its
 // resource. Uploads run in the background and never block the service; when
-// the server is down or slow, profiles are dropped and counted (Dropped).
+// the server is down or slow, profiles are dropped and counted
+// (DroppedProfiles).
 // Without a server nothing is pushed and pprof stays on observe's admin
 // endpoints, where CPUProfileHandler serves CPU profiles even while
 // continuous profiling runs.
@@ -96,12 +97,13 @@ type Profiler struct {
 
 // Start sets the runtime profiling rates asked for and, with a server
 // address, starts pushing profiles. It never waits on the network: an
-// unreachable server only shows in DroppedProfiles. Only one pushing Profiler may run
-// in a process at a time (pyroscope-go owns the CPU profiler).
+// unreachable server only shows in DroppedProfiles. Only one pushing
+// Profiler may run in a process at a time (pyroscope-go owns the CPU
+// profiler).
 func Start(cfg Config) (*Profiler, error) {
 	p := &Profiler{}
+	p.setRates(cfg)
 	if cfg.ServerAddress == "" {
-		p.setRates(cfg)
 		return p, nil
 	}
 	if cfg.UploadInterval <= 0 {
@@ -133,7 +135,6 @@ func Start(cfg Config) (*Profiler, error) {
 		HTTPClient:        p.uploads,
 		Logger:            log,
 	}
-	p.setRates(cfg)
 	py, err := pyroscope.Start(pc)
 	if err != nil {
 		p.resetRates()

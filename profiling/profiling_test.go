@@ -22,13 +22,12 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// burn spends about d of CPU on the calling goroutine.
+// burn does about d of CPU work on an idle machine: a fixed amount of work,
+// so that a busy machine stretches the time, not the number of samples.
 func burn(d time.Duration) {
 	sum := sha256.Sum256([]byte("burn"))
-	for end := time.Now().Add(d); time.Now().Before(end); {
-		for range 1000 {
-			sum = sha256.Sum256(sum[:])
-		}
+	for range d / (125 * time.Nanosecond) { // one hash: about 125ns
+		sum = sha256.Sum256(sum[:])
 	}
 	runtime.KeepAlive(sum)
 }
@@ -269,7 +268,7 @@ func TestCPUProfileHandlerWhilePushing(t *testing.T) {
 		go func() {
 			defer close(done)
 			pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("work", label)))
-			burn(800 * time.Millisecond)
+			burn(300 * time.Millisecond)
 		}()
 		resp, err := http.Get(srv.URL + "?seconds=1")
 		if err != nil {

@@ -94,10 +94,10 @@ func TestProfilingSpanLabelsOnCPUSamples(t *testing.T) {
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /burn/{id}", func(w http.ResponseWriter, r *http.Request) {
-		profBurn(40 * time.Millisecond)
+		profBurn(20 * time.Millisecond)
 		_, _ = io.WriteString(w, "ok")
 	})
-	srv := httptest.NewServer(profAppLabels(middleware.HTTP(mux), 20*time.Millisecond))
+	srv := httptest.NewServer(profAppLabels(middleware.HTTP(mux), 10*time.Millisecond))
 	defer srv.Close()
 
 	var wg sync.WaitGroup
@@ -398,5 +398,30 @@ func TestProfilingProfileIDSurvivesRedaction(t *testing.T) {
 	}
 	if got := attrs[0].Value.AsString(); got != id {
 		t.Errorf("%s redacted to %q", profiling.ProfileIDAttribute, got)
+	}
+}
+
+// TestProfilingLinksUnderTailSampling: a tail sampler records every request
+// unsampled and keeps some at the end; the kept ones (here: the errors) need
+// their profile links most.
+func TestProfilingLinksUnderTailSampling(t *testing.T) {
+	recv := testbackend.StartPyroscope(t)
+	obs := profInit(t, map[string]string{
+		"PYROSCOPE_SERVER_ADDRESS": recv.URL,
+		"OTEL_TRACES_SAMPLER":      "observe_tail",
+		"OTEL_TRACES_SAMPLER_ARG":  "0",
+	})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /fail/{id}", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "boom", http.StatusInternalServerError)
+	})
+	middleware.HTTP(mux).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/fail/1", nil))
+	spans := obs.Tracing().Store().Spans()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans kept, want the failed request's", len(spans))
+	}
+	id := spans[0].SpanContext().SpanID().String()
+	if !slices.Contains(spans[0].Attributes(), profiling.ProfileIDAttribute.String(id)) {
+		t.Errorf("kept span %q has no %s=%s: %v", spans[0].Name(), profiling.ProfileIDAttribute, id, spans[0].Attributes())
 	}
 }

@@ -43,7 +43,14 @@ func (discardExporter) Shutdown(context.Context) error                          
 // traceObserve starts observe as a service would, spans discarded.
 func traceObserve(b *testing.B) {
 	b.Helper()
-	for _, k := range []string{"OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_SAMPLER", "OTEL_PROPAGATORS", "PYROSCOPE_SERVER_ADDRESS"} {
+	b.Setenv("OTEL_TRACES_SAMPLER", "")
+	traceObserveSampler(b)
+}
+
+// traceObserveSampler is traceObserve keeping OTEL_TRACES_SAMPLER as set.
+func traceObserveSampler(b *testing.B) {
+	b.Helper()
+	for _, k := range []string{"OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_PROPAGATORS", "PYROSCOPE_SERVER_ADDRESS"} {
 		b.Setenv(k, "")
 	}
 	obs, err := observe.Init(context.Background(),

@@ -17,9 +17,12 @@ import (
 	"strings"
 )
 
-var line = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op(?:\s+([\d.]+) B/op)?(?:\s+([\d.]+) allocs/op)?`)
+var (
+	line   = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
+	metric = regexp.MustCompile(`([\d.]+) (\S+)`)
+)
 
-type samples struct{ ns, bytes, allocs []float64 }
+type samples struct{ ns, cpu, bytes, allocs []float64 }
 
 func median(xs []float64) float64 {
 	if len(xs) == 0 {
@@ -57,46 +60,75 @@ func main() {
 			data[name] = s
 			order = append(order, name)
 		}
-		f := func(x string) float64 { v, _ := strconv.ParseFloat(x, 64); return v }
-		s.ns = append(s.ns, f(m[2]))
-		if m[3] != "" {
-			s.bytes = append(s.bytes, f(m[3]))
-		}
-		if m[4] != "" {
-			s.allocs = append(s.allocs, f(m[4]))
+		for _, mm := range metric.FindAllStringSubmatch(m[2], -1) {
+			v, _ := strconv.ParseFloat(mm[1], 64)
+			switch mm[2] {
+			case "ns/op":
+				s.ns = append(s.ns, v)
+			case "cpu-ns/op":
+				s.cpu = append(s.cpu, v)
+			case "B/op":
+				s.bytes = append(s.bytes, v)
+			case "allocs/op":
+				s.allocs = append(s.allocs, v)
+			}
 		}
 	}
 	if len(order) == 0 {
 		fmt.Fprintln(os.Stderr, "benchtable: no benchmark lines on stdin")
 		os.Exit(1)
 	}
-	refs := map[string]string{}
-	for _, n := range order {
-		g, sub, ok := strings.Cut(n, "/")
-		if ok && strings.HasPrefix(sub, "observe") {
-			if _, seen := refs[g]; !seen {
-				refs[g] = n
+	// A row's reference is the row of the same group that differs from it in
+	// exactly one name segment, that segment naming observe: so
+	// "TraceHTTP/otelhttp/unsampled" is compared with "TraceHTTP/observe/unsampled".
+	refOf := func(n string) string {
+		seg := strings.Split(n, "/")
+		for _, cand := range order {
+			cs := strings.Split(cand, "/")
+			if len(cs) != len(seg) || cs[0] != seg[0] {
+				continue
+			}
+			diff, obs := 0, false
+			for k := 1; k < len(cs); k++ {
+				if cs[k] != seg[k] {
+					diff++
+					obs = strings.HasPrefix(cs[k], "observe")
+				}
+			}
+			if diff == 0 {
+				for k := 1; k < len(cs); k++ {
+					if strings.HasPrefix(cs[k], "observe") {
+						return cand
+					}
+				}
+			}
+			if diff == 1 && obs {
+				return cand
 			}
 		}
+		return ""
 	}
 	if len(machine) > 0 {
 		fmt.Printf("Machine: %s\n\n", strings.Join(machine, "; "))
 	}
-	fmt.Println("| benchmark | runs | median ns/op | B/op | allocs/op | time vs observe | allocs vs observe |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| benchmark | runs | median ns/op | cpu-ns/op | B/op | allocs/op | time vs observe | allocs vs observe |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|")
 	for _, n := range order {
 		s := data[n]
 		ns, b, a := median(s.ns), median(s.bytes), median(s.allocs)
 		rt, ra := "", ""
-		g, _, _ := strings.Cut(n, "/")
-		if ref, ok := refs[g]; ok {
+		if ref := refOf(n); ref != "" {
 			r := data[ref]
 			if rn := median(r.ns); rn > 0 {
 				rt = fmt.Sprintf("%.2fx", ns/rn)
 			}
 			ra = fmt.Sprintf("%+.0f", a-median(r.allocs))
 		}
-		fmt.Printf("| %s | %d | %.0f | %.0f | %.0f | %s | %s |\n", n, len(s.ns), ns, b, a, rt, ra)
+		cpu := "—"
+		if len(s.cpu) > 0 {
+			cpu = fmt.Sprintf("%.0f", median(s.cpu))
+		}
+		fmt.Printf("| %s | %d | %.0f | %s | %.0f | %.0f | %s | %s |\n", n, len(s.ns), ns, cpu, b, a, rt, ra)
 	}
 }
 

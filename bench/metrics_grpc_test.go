@@ -1,0 +1,34 @@
+package bench
+
+import (
+	"testing"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/observekit/observe/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+)
+
+// BenchmarkMetricsGRPCUnary compares the RED-metrics part of a unary call:
+// observe's gRPC middleware with tracing sampled off (spans not recorded)
+// against go-grpc-middleware's Prometheus provider with handling-time
+// histograms, server and client both instrumented.
+func BenchmarkMetricsGRPCUnary(b *testing.B) {
+	b.Run("observe", func(b *testing.B) {
+		b.Setenv("OTEL_TRACES_SAMPLER", "always_off")
+		traceObserveSampler(b)
+		runUnary(b, grpcConn(b, middleware.GRPCServer(), middleware.GRPCClient()))
+	})
+	b.Run("go-grpc-middleware-prometheus", func(b *testing.B) {
+		reg := prometheus.NewRegistry()
+		srvM := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
+		cliM := grpcprom.NewClientMetrics(grpcprom.WithClientHandlingTimeHistogram())
+		reg.MustRegister(srvM, cliM)
+		runUnary(b, grpcConn(b,
+			[]grpc.ServerOption{grpc.ChainUnaryInterceptor(srvM.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(srvM.StreamServerInterceptor())},
+			[]grpc.DialOption{grpc.WithChainUnaryInterceptor(cliM.UnaryClientInterceptor()), grpc.WithChainStreamInterceptor(cliM.StreamClientInterceptor())}))
+	})
+	b.Run("bare", func(b *testing.B) {
+		runUnary(b, grpcConn(b, nil, nil))
+	})
+}

@@ -173,7 +173,8 @@ func loadConfig(getenv func(string) string, opts []Option) (*config, error) {
 	}
 	var errs []error
 	bad := func(variable, value, accepted string, err error) {
-		errs = append(errs, &ConfigError{Variable: variable, Value: value, Accepted: accepted, Err: err})
+		// An endpoint may carry credentials (user:password@): not echoed.
+		errs = append(errs, &ConfigError{Variable: variable, Value: redactUserinfo(value), Accepted: accepted, Err: err})
 	}
 
 	if v := strings.TrimSpace(getenv("OTEL_SDK_DISABLED")); v != "" {

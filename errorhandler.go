@@ -18,13 +18,15 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
-// What the OpenTelemetry SDK reports on its own (a metrics push or a log
-// export that failed, log records dropped because the export queue was
-// full) reaches otel's global error handler and logger, which by default
-// print to stderr, one unstructured line per failure. Init routes both to
-// the observe logger instead: a WARN line per signal at most every
-// otelReportInterval, saying how many were not logged since. Counts are on
-// /metrics (observe_export_failures_total, observe_logs_dropped_total).
+// What the OpenTelemetry SDK reports on its own (a metrics push that
+// failed, the warnings and errors of its components) reaches otel's global
+// error handler and logger, which by default print to stderr, one
+// unstructured line per failure. Init routes both to the observe logger
+// instead: a WARN line per signal at most every otelReportInterval, saying
+// how many were not logged since. Counts are on /metrics
+// (observe_export_failures_total). Spans and log records have export
+// pipelines of observe's own (tracing, logging), which count and report
+// their failures and drops themselves.
 //
 // The error handler is installed once per process, and only when the
 // program has not set one of its own. Between Observers (before Init, after
@@ -36,16 +38,12 @@ const otelReportInterval = 30 * time.Second
 var (
 	installOTelHooks sync.Once
 	liveReporter     atomic.Pointer[otelReporter]
-	// sdkLogsDropped counts log records the SDK's batch processor dropped
-	// (queue full), as it reports them to otel's logger.
-	sdkLogsDropped atomic.Uint64
 )
 
 // otelReporter writes the WARN lines of one Observer.
 type otelReporter struct {
 	owner  *Observer
 	log    *slog.Logger
-	base   uint64 // sdkLogsDropped when the Observer started
 	limits map[string]*rateLimit
 
 	logFailures atomic.Uint64 // the log export failures last seen
@@ -78,10 +76,9 @@ func (o *Observer) reportOTelErrors() {
 	r := &otelReporter{
 		owner:  o,
 		log:    slog.New(o.logHandler.WithName("observe.otel")),
-		base:   sdkLogsDropped.Load(),
 		limits: map[string]*rateLimit{},
 	}
-	for _, s := range []string{"traces", "metrics", "logs", "logs.dropped", "profiles", "other"} {
+	for _, s := range []string{"traces", "metrics", "logs", "profiles", "other"} {
 		r.limits[s] = &rateLimit{}
 	}
 	liveReporter.Store(r)
@@ -91,15 +88,6 @@ func (o *Observer) reportOTelErrors() {
 		}
 		otel.SetLogger(logr.New(otelLogSink{}))
 	})
-}
-
-// sdkLogsDropped reports the log records the SDK dropped while o was the
-// live Observer.
-func (o *Observer) sdkLogsDropped() uint64 {
-	if r := liveReporter.Load(); r != nil && r.owner == o {
-		return sdkLogsDropped.Load() - r.base
-	}
-	return 0
 }
 
 // current returns the live reporter, or nil once its Observer is shut down.
@@ -149,6 +137,19 @@ func signalWord(s string) string {
 // the endpoint in their errors).
 var userInfo = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s]*@`)
 
+// credentials matches the password of user info, with or without a
+// scheme before it ("http://user:secret@host", "user:secret@host").
+var credentials = regexp.MustCompile(`((?:[A-Za-z][A-Za-z0-9+.-]*://)?[^/?#@:\s]*:)[^/?#@\s]*@`)
+
+// redactUserinfo hides the password of a URL's user info in a setting's
+// value before it goes into an error (ConfigError.Value).
+func redactUserinfo(v string) string {
+	if !strings.Contains(v, "@") {
+		return v
+	}
+	return credentials.ReplaceAllString(v, "${1}<redacted>@")
+}
+
 func scrubMessage(s string) string {
 	if strings.Contains(s, "@") {
 		s = userInfo.ReplaceAllString(s, "${1}[REDACTED]@")
@@ -156,11 +157,10 @@ func scrubMessage(s string) string {
 	return s
 }
 
-// warn writes a WARN line unless one about the same thing (key: a signal,
-// or "logs.dropped") was written less than otelReportInterval ago.
-func (r *otelReporter) warn(key, msg string, attrs ...slog.Attr) {
-	signal, _, _ := strings.Cut(key, ".")
-	lim := r.limits[key]
+// warn writes a WARN line unless one about the same signal was written
+// less than otelReportInterval ago.
+func (r *otelReporter) warn(signal, msg string, attrs ...slog.Attr) {
+	lim := r.limits[signal]
 	if lim == nil {
 		lim = r.limits["other"]
 	}
@@ -196,8 +196,7 @@ func (otelErrorHandler) Handle(err error) {
 }
 
 // otelLogSink is otel's global logger while observe runs: warnings (V(1))
-// and errors become rate-limited WARN lines; the SDK's "dropped log
-// records" warning is counted in observe_logs_dropped_total as well.
+// and errors become rate-limited WARN lines.
 type otelLogSink struct{ name string }
 
 func (otelLogSink) Init(logr.RuntimeInfo) {}
@@ -206,28 +205,6 @@ func (otelLogSink) Enabled(level int) bool { return level <= 1 }
 
 func (s otelLogSink) Info(level int, msg string, kv ...any) {
 	r := currentReporter()
-	if msg == "dropped log records" {
-		n := uint64(0)
-		for i := 0; i+1 < len(kv); i += 2 {
-			if k, _ := kv[i].(string); k == "dropped" {
-				switch v := kv[i+1].(type) {
-				case uint64:
-					n = v
-				case int:
-					n = uint64(max(v, 0))
-				case int64:
-					n = uint64(max(v, 0))
-				}
-			}
-		}
-		if r == nil {
-			return
-		}
-		sdkLogsDropped.Add(n)
-		r.warn("logs.dropped", "observe: log records dropped: the export queue is full (see observe_logs_dropped_total)",
-			slog.Uint64("dropped", n), slog.Uint64("dropped_total", r.owner.sdkLogsDropped()))
-		return
-	}
 	if r == nil {
 		return // OpenTelemetry's default logger shows errors only
 	}

@@ -208,7 +208,7 @@ func (o *Observer) selfTelemetry() metrics.SelfTelemetry {
 		failures["traces"] = t.ExportFailures
 	}
 	if h := o.logHandler; h != nil {
-		st.LogsDropped = func() uint64 { return h.DroppedRecords() + o.sdkLogsDropped() }
+		st.LogsDropped = h.DroppedRecords
 		failures["logs"] = h.ExportFailures
 	}
 	if p := o.profiler; p != nil {

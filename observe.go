@@ -66,9 +66,9 @@ type Observer struct {
 	prevLogger *slog.Logger
 	prevProp   propagation.TextMapPropagator
 
-	shutdownOnce sync.Once
-	shutdownDone chan struct{}
-	shutdownErr  error
+	shutdownStarted atomic.Bool // the first Shutdown runs stop; the others wait for it, by their own deadlines
+	shutdownDone    chan struct{}
+	shutdownErr     error
 }
 
 // Init reads the configuration, starts every signal and the admin listener,
@@ -213,13 +213,11 @@ func (o *Observer) Shutdown(ctx context.Context) error {
 	if o == nil {
 		return nil
 	}
-	first := false
-	o.shutdownOnce.Do(func() {
-		first = true
+	// Not a sync.Once: Once.Do would hold every other caller until the
+	// first is done, past their own deadlines.
+	if o.shutdownStarted.CompareAndSwap(false, true) {
 		o.shutdownErr = o.stop(ctx)
 		close(o.shutdownDone)
-	})
-	if first {
 		return o.shutdownErr
 	}
 	select {

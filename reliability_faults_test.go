@@ -3,6 +3,7 @@ package observe_test
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -43,6 +44,7 @@ type faultCell struct {
 	shutdowns  []time.Duration // Shutdowns with the faulty exporter on
 	heapGrowth float64         // MiB, over the load phase
 	requests   int             // in the load phase
+	settle     time.Duration   // from the last Shutdown's return until the cell's goroutines were gone
 	verdict    string
 }
 
@@ -85,7 +87,10 @@ func p99Tolerance() float64 {
 
 func p99AbsTolerance() time.Duration {
 	if raceEnabled {
-		return 2 * time.Millisecond
+		// The race detector makes the exporters' own work (protobuf
+		// encoding) several times dearer, and on two cores it competes
+		// with the requests: still far below a blocked export.
+		return 10 * time.Millisecond
 	}
 	return 250 * time.Microsecond
 }
@@ -105,9 +110,11 @@ func TestReliabilityFaultMatrix(t *testing.T) {
 	var cells []*faultCell
 	for _, proto := range []string{"grpc", "http/protobuf"} {
 		faults := testbackend.FaultsFor(proto)
-		if !testing.Short() {
+		if !testing.Short() && !raceEnabled {
 			// A healthy collector first: the reference row, telling the
-			// cost of exporting from the cost of a fault.
+			// cost of exporting from the cost of a fault. (Not under the
+			// race detector, to keep the matrix within its time: healthy
+			// exports are covered there by the lifecycle tests.)
 			faults = append([]testbackend.Fault{testbackend.FaultNone}, faults...)
 		}
 		for _, fault := range faults {
@@ -132,8 +139,8 @@ func matrixTable(cells []*faultCell) string {
 	}
 	us := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e3, 'f', 0, 64) }
 	var b strings.Builder
-	b.WriteString("| signal | protocol | fault | Init median / max | p50 off / on µs | p99 off / on µs | p99 ratio | p99 vs healthy | dropped | export failures | WARN lines | server hits | Shutdown max | heap growth | verdict |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| signal | protocol | fault | Init median / max | p50 off / on µs | p99 off / on µs | p99 ratio | p99 vs healthy | dropped | export failures | WARN lines | server hits | Shutdown max | settled after | heap growth | verdict |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range cells {
 		if len(c.p99On) == 0 || len(c.p99Off) == 0 {
 			fmt.Fprintf(&b, "| %s | %s | %s | not run |||||||||||\n", c.signal, c.protocol, c.fault)
@@ -143,12 +150,12 @@ func matrixTable(cells []*faultCell) string {
 		if h := healthy[c.signal+c.protocol]; h != nil && h != c {
 			vsHealthy = fmt.Sprintf("%.2f", float64(median(c.p99On))/float64(median(h.p99On)))
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s / %s | %s / %s | %s / %s | %.2f | %s | %.0f | %.0f | %d | %d | %s | %.1f MiB | %s |\n",
+		fmt.Fprintf(&b, "| %s | %s | %s | %s / %s | %s / %s | %s / %s | %.2f | %s | %.0f | %.0f | %d | %d | %s | %s | %.1f MiB | %s |\n",
 			c.signal, c.protocol, c.fault,
 			median(c.initTimes).Round(100*time.Microsecond), slicesMax(c.initTimes).Round(100*time.Microsecond),
 			us(median(c.p50Off)), us(median(c.p50On)), us(median(c.p99Off)), us(median(c.p99On)), c.p99Ratio(), vsHealthy,
 			c.dropped, c.failures, c.warnLines, c.hits,
-			slicesMax(c.shutdowns).Round(time.Millisecond), c.heapGrowth, c.verdict)
+			slicesMax(c.shutdowns).Round(time.Millisecond), c.settle.Round(10*time.Millisecond), c.heapGrowth, c.verdict)
 	}
 	return b.String()
 }
@@ -189,6 +196,7 @@ func warnMarker(signal string) []string {
 
 func runFaultCell(t *testing.T, c *faultCell) {
 	reliabEnv(t)
+	goroutinesBefore := runtime.NumGoroutine()
 	fs := testbackend.StartFault(t, c.fault, c.protocol)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", fs.URL)
 	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", c.protocol)
@@ -279,6 +287,18 @@ func runFaultCell(t *testing.T, c *faultCell) {
 		}
 	}
 	c.hits = fs.Hits()
+	// Nothing keeps running after Shutdown: the cell's goroutines end
+	// (the fault server's with it; an export cut short by Shutdown's
+	// deadline may take a moment to notice).
+	fs.Close()
+	settleStart := time.Now()
+	for runtime.NumGoroutine() > goroutinesBefore && time.Since(settleStart) < 15*time.Second {
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.settle = time.Since(settleStart)
+	if n := runtime.NumGoroutine(); n > goroutinesBefore {
+		t.Errorf("%d goroutines still running 15s after the last Shutdown, %d before the cell:\n%s", n, goroutinesBefore, goroutineDump())
+	}
 	if c.fault == testbackend.FaultNone && c.failures != 0 {
 		t.Errorf("healthy collector: %v export failures", c.failures)
 	}
@@ -327,7 +347,7 @@ func checkDropsCounted(t *testing.T, c *faultCell, obs *observe.Observer, sink *
 		}
 		// Drops are possible (this load outruns any exporter on a small
 		// machine), failures are not.
-		c.warnLines = sink.count("export failed")
+		c.warnLines = sink.count(`"signal":"` + c.signal + `","error"`)
 		if c.warnLines != 0 {
 			t.Errorf("healthy collector, yet export failures reported:\n%s", sink.String())
 		}
@@ -388,4 +408,18 @@ func checkSpansAccounted(t *testing.T, c *faultCell, obs *observe.Observer, serv
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// goroutineDump returns the stacks of observe's and OpenTelemetry's
+// goroutines.
+func goroutineDump() string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var keep []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "observekit") || strings.Contains(g, "opentelemetry") || strings.Contains(g, "grpc") {
+			keep = append(keep, g)
+		}
+	}
+	return strings.Join(keep, "\n\n")
 }

@@ -98,7 +98,7 @@ func TestReliabilityMillionRequests(t *testing.T) {
 	}
 	// Counted: every span dropped (nothing can get through), failures of
 	// each signal, log records dropped from the full queue.
-	if spansDropped < float64(served)-3000 {
+	if spansDropped < float64(served)-2*2048 { // at most the queue, and what the worker took to export
 		t.Errorf("observe_spans_dropped_total %.0f, want about %d (every span but those queued)", spansDropped, served)
 	}
 	for sig, n := range failures {
@@ -136,4 +136,3 @@ func mibs(hs []uint64) []float64 {
 	}
 	return out
 }
-

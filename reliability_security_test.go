@@ -281,7 +281,8 @@ func runSecretScenario(t *testing.T, proto string) {
 		b, _ := io.ReadAll(resp.Body)
 		var hs strings.Builder
 		_ = resp.Header.Write(&hs)
-		scan.add("responses", method+" "+url+" "+resp.Status+"\n"+hs.String()+string(b))
+		// What the server sent, not what was asked.
+		scan.add("responses", resp.Status+"\n"+hs.String()+string(b))
 		return resp.StatusCode
 	}
 
@@ -374,8 +375,14 @@ func runSecretScenario(t *testing.T, proto string) {
 	scan.add("stderr", stopStderr())
 	scan.add("log lines", logs.String())
 	scan.check(t)
-	if t.Failed() {
-		t.Logf("log lines:\n%s", logs.String())
+	if t.Failed() || testing.Verbose() {
+		var warn []string
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, `"level":"WARN"`) || strings.Contains(l, `"level":"ERROR"`) {
+				warn = append(warn, l)
+			}
+		}
+		t.Logf("WARN and ERROR lines:\n%s", strings.Join(warn, "\n"))
 	}
 }
 
@@ -497,4 +504,3 @@ func (r repeatReader) Read(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
-

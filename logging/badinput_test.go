@@ -7,6 +7,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -208,5 +209,35 @@ func TestPanickingRedactorInWithAttrsAndStage(t *testing.T) {
 	}
 	if lines[0]["boom"] != withheld || attrs(recs[0])["boom"] != withheld || attrs(recs[0])["fine"] != "3" {
 		t.Errorf("line %v, record %v", lines[0], attrs(recs[0]))
+	}
+}
+
+type panickyWriter struct{ calls int }
+
+func (w *panickyWriter) Write(p []byte) (int, error) {
+	w.calls++
+	if w.calls%2 == 1 {
+		panic("writer exploded")
+	}
+	return len(p), nil
+}
+
+func TestPanickingWriterContained(t *testing.T) {
+	w := &panickyWriter{}
+	log := slog.New(New(Options{Writer: w}))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 4; i++ {
+			log.Info("m", "i", i) // must neither panic nor deadlock
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a panicking Writer left the lock held")
+	}
+	if w.calls < 4 {
+		t.Errorf("writer called %d times", w.calls)
 	}
 }

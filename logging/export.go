@@ -32,6 +32,9 @@ type exportFrame struct {
 }
 
 func (x *exportStage) Enabled(ctx context.Context, l slog.Level) bool {
+	if isLineOnly(ctx) {
+		return false // the export's own WARN lines
+	}
 	return x.next.Enabled(ctx, l)
 }
 
@@ -73,7 +76,8 @@ func (x *exportStage) Handle(ctx context.Context, r slog.Record) error {
 	}
 	out := slog.NewRecord(r.Time, r.Level, x.clean(msg), r.PC)
 
-	var inner []slog.Attr
+	var buf [16]slog.Attr
+	inner := buf[:0]
 	r.Attrs(func(a slog.Attr) bool {
 		inner = x.prepare(inner, a, 0)
 		return true

@@ -184,9 +184,18 @@ func TestExportFailuresCounted(t *testing.T) {
 	if h.ExportFailures() == 0 || p.ExportFailures() != h.ExportFailures() {
 		t.Errorf("ExportFailures = %d", h.ExportFailures())
 	}
-	if len(lb.lines()) != 1 {
-		t.Error("a failing export stopped the lines")
+	recs := lb.records(t)
+	if len(recs) != 2 || recs[0]["msg"] != "x" {
+		t.Fatalf("lines: %s", lb.String())
 	}
+	if w := recs[1]; w["level"] != "WARN" || w["msg"] != "observe: logs export failed; log records dropped" ||
+		w["signal"] != "logs" || w["error"] != "collector down" || w["logger"] != "observe.logs" {
+		t.Errorf("failure line: %v", w)
+	}
+	if h.Dropped() != 1 || p.Dropped() != 1 || h.SampledOut() != 0 {
+		t.Errorf("Dropped() = %d, want the failed record counted", h.Dropped())
+	}
+
 	if New(Options{}).ExportFailures() != 0 {
 		t.Error("failures without export")
 	}

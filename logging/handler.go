@@ -134,6 +134,10 @@ func New(o Options) *Handler {
 		p.provider = o.LoggerProvider
 	}
 	h.compose()
+	if prov, ok := o.LoggerProvider.(*Provider); ok {
+		// The export's failures and drops are told in the lines (only).
+		prov.batch.logger.Store(slog.New(h.WithName("observe.logs")))
+	}
 	return h
 }
 
@@ -165,10 +169,20 @@ func (h *Handler) Name() string { return h.name }
 // line per request.
 func (h *Handler) AccessLog() bool { return h.p.accessLog }
 
-// Dropped returns how many records sampling has dropped since New (the
-// value of observe_logs_dropped_total). Records below the level are not
-// counted: they were never wanted.
+// Dropped returns how many records were dropped (observe_logs_dropped_total):
+// those sampling left out (SampledOut) and, with a Provider, those the
+// export dropped (queue full, or in a failed export). Records below the
+// level are not counted: they were never wanted.
 func (h *Handler) Dropped() uint64 {
+	n := h.SampledOut()
+	if d, ok := h.p.provider.(interface{ Dropped() uint64 }); ok {
+		n += d.Dropped()
+	}
+	return n
+}
+
+// SampledOut returns how many records sampling has dropped since New.
+func (h *Handler) SampledOut() uint64 {
 	if h.p.sampler == nil {
 		return 0
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
@@ -33,55 +32,47 @@ type OTLPConfig struct {
 	ExportInterval time.Duration
 }
 
-// Provider is an SDK LoggerProvider batching records to an exporter, which
-// counts the exports that fail.
+// Provider is an SDK LoggerProvider that batches records to an exporter
+// through a bounded queue, counting the records it drops and the exports
+// that fail.
 type Provider struct {
 	*sdklog.LoggerProvider
-	exp *countingExporter
+	batch *batchProcessor
 }
 
 // ExportFailures returns how many exports have failed since the provider was
 // made (observe_export_failures_total{signal="logs"}).
-func (p *Provider) ExportFailures() uint64 { return p.exp.failures.Load() }
+func (p *Provider) ExportFailures() uint64 { return p.batch.failures.Load() }
+
+// Dropped returns how many records were dropped before export: the queue
+// was full, the provider was shutting down, or their export failed.
+func (p *Provider) Dropped() uint64 { return p.batch.dropped.Load() }
 
 // NewLoggerProvider returns an SDK LoggerProvider that batches records to
 // the OTLP exporter c describes; pass it as Options.LoggerProvider and shut
 // it down (which flushes) with the program. It never waits on the network,
-// so an unreachable collector is not an error.
+// so an unreachable collector is not an error. The queue holds 2048
+// records; failed exports and drops are logged at WARN (rate limited) by
+// the Handler given it.
 func NewLoggerProvider(ctx context.Context, c OTLPConfig) (*Provider, error) {
-	inner := c.Exporter
-	if inner == nil {
+	exp := c.Exporter
+	if exp == nil {
 		var err error
-		inner, err = newOTLPExporter(ctx, c)
+		exp, err = newOTLPExporter(ctx, c)
 		if err != nil {
 			return nil, err
 		}
 	}
-	exp := &countingExporter{Exporter: inner}
-	interval := c.ExportInterval
-	if interval <= 0 {
-		interval = time.Second
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
 	}
-	opts := []sdklog.LoggerProviderOption{
-		sdklog.WithProcessor(sdklog.NewBatchProcessor(exp, sdklog.WithExportInterval(interval))),
-	}
+	bp := newBatchProcessor(exp, c.ExportInterval, timeout)
+	opts := []sdklog.LoggerProviderOption{sdklog.WithProcessor(bp)}
 	if c.Resource != nil {
 		opts = append(opts, sdklog.WithResource(c.Resource))
 	}
-	return &Provider{LoggerProvider: sdklog.NewLoggerProvider(opts...), exp: exp}, nil
-}
-
-type countingExporter struct {
-	sdklog.Exporter
-	failures atomic.Uint64
-}
-
-func (e *countingExporter) Export(ctx context.Context, records []sdklog.Record) error {
-	err := e.Exporter.Export(ctx, records)
-	if err != nil {
-		e.failures.Add(1)
-	}
-	return err
+	return &Provider{LoggerProvider: sdklog.NewLoggerProvider(opts...), batch: bp}, nil
 }
 
 func newOTLPExporter(ctx context.Context, c OTLPConfig) (sdklog.Exporter, error) {
@@ -108,7 +99,11 @@ func newOTLPExporter(ctx context.Context, c OTLPConfig) (sdklog.Exporter, error)
 		}
 		return otlploggrpc.New(ctx, opts...)
 	case "", "http/protobuf":
-		opts := []otlploghttp.Option{otlploghttp.WithTimeout(c.Timeout)}
+		// WithProxy(nil): otlploghttp (v0.23) otherwise gives every exporter
+		// a transport of its own, never closed, and each Init/Shutdown
+		// leaves an idle connection (and two goroutines) behind. Its shared
+		// transport uses http.ProxyFromEnvironment all the same.
+		opts := []otlploghttp.Option{otlploghttp.WithTimeout(c.Timeout), otlploghttp.WithProxy(nil)}
 		switch {
 		case scheme:
 			opts = append(opts, otlploghttp.WithEndpointURL(c.Endpoint))

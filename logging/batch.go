@@ -1,0 +1,272 @@
+package logging
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	sdklog "go.opentelemetry.io/otel/sdk/log"
+)
+
+// batchProcessor is a bounded batching sdklog.Processor. It does what the
+// SDK's BatchProcessor does, plus what that one does not expose: it counts
+// the records it drops (queue full, or in a failed export) and the exports
+// that fail, and logs both at WARN, rate limited, to the JSON lines only.
+//
+// OnEmit never blocks: it appends a copy of the record to a bounded buffer
+// under a short lock; a full buffer drops the record and counts it. The
+// worker wakes when a batch is full or the interval has passed.
+type batchProcessor struct {
+	exp      sdklog.Exporter
+	maxQueue int
+	maxBatch int
+	delay    time.Duration
+	timeout  time.Duration
+
+	mu   sync.Mutex
+	buf  []sdklog.Record
+	full chan struct{} // a batch is ready (capacity 1)
+
+	flushCh  chan chan struct{}
+	stopCh   chan struct{}
+	done     chan struct{}
+	stopping atomic.Bool
+	stopOnce sync.Once
+	stopErr  error
+	// exportCtx parents every export; Shutdown cancels it when its own
+	// deadline passes, so the worker cannot outlive Shutdown by a timeout.
+	exportCtx    context.Context
+	cancelExport context.CancelFunc
+
+	dropped  atomic.Uint64
+	failures atomic.Uint64
+
+	logger      atomic.Pointer[slog.Logger] // WARN lines; nil: none
+	lastFail    atomic.Int64                // unix nanos of the last failure line
+	lastDrop    atomic.Int64                // unix nanos of the last queue-full line
+	unloggedErr atomic.Uint64
+}
+
+// warnInterval bounds the WARN lines about failed exports and drops to one
+// of each per interval: an unreachable collector must not flood the logs.
+const warnInterval = 30 * time.Second
+
+const (
+	defaultMaxQueue = 2048
+	defaultMaxBatch = 512
+)
+
+func newBatchProcessor(exp sdklog.Exporter, delay, timeout time.Duration) *batchProcessor {
+	if delay <= 0 {
+		delay = time.Second
+	}
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	p := &batchProcessor{
+		exp:      exp,
+		maxQueue: defaultMaxQueue,
+		maxBatch: defaultMaxBatch,
+		delay:    delay,
+		timeout:  timeout,
+		buf:      make([]sdklog.Record, 0, defaultMaxBatch),
+		full:     make(chan struct{}, 1),
+		flushCh:  make(chan chan struct{}),
+		stopCh:   make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	p.exportCtx, p.cancelExport = context.WithCancel(context.Background())
+	go p.run()
+	return p
+}
+
+// Enabled implements sdklog.Processor.
+func (p *batchProcessor) Enabled(context.Context, sdklog.EnabledParameters) bool {
+	return !p.stopping.Load()
+}
+
+// OnEmit queues a copy of r, or drops and counts it.
+func (p *batchProcessor) OnEmit(_ context.Context, r *sdklog.Record) error {
+	if p.stopping.Load() {
+		p.dropped.Add(1)
+		return nil
+	}
+	p.mu.Lock()
+	n := len(p.buf)
+	if n >= p.maxQueue {
+		p.mu.Unlock()
+		p.dropped.Add(1)
+		p.warnDropped()
+		return nil
+	}
+	p.buf = append(p.buf, r.Clone())
+	p.mu.Unlock()
+	if n+1 == p.maxBatch {
+		select {
+		case p.full <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// ForceFlush exports every record queued before the call, by ctx's deadline.
+func (p *batchProcessor) ForceFlush(ctx context.Context) error {
+	if p.stopping.Load() {
+		return nil
+	}
+	ack := make(chan struct{})
+	select {
+	case p.flushCh <- ack:
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-ack:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Shutdown exports what is queued and stops the worker and the exporter, by
+// ctx's deadline; past it, the export in flight is cancelled.
+func (p *batchProcessor) Shutdown(ctx context.Context) error {
+	p.stopOnce.Do(func() {
+		p.stopping.Store(true)
+		close(p.stopCh)
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			p.cancelExport()
+			<-p.done
+			p.stopErr = ctx.Err()
+		}
+		p.cancelExport()
+		if err := p.exp.Shutdown(ctx); err != nil && p.stopErr == nil {
+			p.stopErr = err
+		}
+	})
+	return p.stopErr
+}
+
+func (p *batchProcessor) run() {
+	defer close(p.done)
+	timer := time.NewTimer(p.delay)
+	defer timer.Stop()
+	var taken []sdklog.Record
+	for {
+		select {
+		case <-p.stopCh:
+			taken = p.drain(taken, true)
+			// Records that raced past the stopping check are counted.
+			p.mu.Lock()
+			p.dropped.Add(uint64(len(p.buf)))
+			p.buf = nil
+			p.mu.Unlock()
+			return
+		case ack := <-p.flushCh:
+			taken = p.drain(taken, true)
+			close(ack)
+		case <-p.full:
+			taken = p.drain(taken, false)
+		case <-timer.C:
+			taken = p.drain(taken, true)
+			timer.Reset(p.delay)
+		}
+	}
+}
+
+// drain exports what is queued in batches, until fewer than a batch are left
+// (all: until nothing is). The buffers are swapped, not copied.
+func (p *batchProcessor) drain(taken []sdklog.Record, all bool) []sdklog.Record {
+	for {
+		p.mu.Lock()
+		taken, p.buf = p.buf, taken[:0]
+		p.mu.Unlock()
+		if len(taken) == 0 {
+			return taken
+		}
+		for i := 0; i < len(taken); i += p.maxBatch {
+			p.export(taken[i:min(i+p.maxBatch, len(taken))])
+		}
+		clear(taken)
+		taken = taken[:0]
+		p.mu.Lock()
+		left := len(p.buf)
+		p.mu.Unlock()
+		if left == 0 || (!all && left < p.maxBatch) {
+			return taken
+		}
+	}
+}
+
+func (p *batchProcessor) export(batch []sdklog.Record) {
+	if p.exportCtx.Err() != nil {
+		p.dropped.Add(uint64(len(batch)))
+		return
+	}
+	ctx, cancel := context.WithTimeout(p.exportCtx, p.timeout)
+	err := p.exp.Export(ctx, batch)
+	cancel()
+	if err != nil {
+		p.failures.Add(1)
+		p.dropped.Add(uint64(len(batch)))
+		p.warnFailed(err, len(batch))
+	}
+}
+
+// rateLimited reports whether a line may be written now, at most one per
+// warnInterval per kind.
+func rateLimited(last *atomic.Int64) bool {
+	now := time.Now().UnixNano()
+	prev := last.Load()
+	if prev != 0 && now-prev < int64(warnInterval) {
+		return true
+	}
+	return !last.CompareAndSwap(prev, now)
+}
+
+func (p *batchProcessor) warnFailed(err error, n int) {
+	if rateLimited(&p.lastFail) {
+		p.unloggedErr.Add(1)
+		return
+	}
+	if l := p.logger.Load(); l != nil {
+		l.WarnContext(lineOnly(context.Background()), "observe: logs export failed; log records dropped",
+			slog.String("signal", "logs"),
+			slog.String("error", err.Error()),
+			slog.Int("records", n),
+			slog.Uint64("failures_not_logged", p.unloggedErr.Swap(0)),
+			slog.Uint64("logs_dropped_total", p.dropped.Load()),
+		)
+	}
+}
+
+func (p *batchProcessor) warnDropped() {
+	if rateLimited(&p.lastDrop) {
+		return
+	}
+	if l := p.logger.Load(); l != nil {
+		l.WarnContext(lineOnly(context.Background()), "observe: log records dropped: the export queue is full",
+			slog.Int("queue_size", p.maxQueue),
+			slog.Uint64("logs_dropped_total", p.dropped.Load()),
+		)
+	}
+}
+
+// lineOnlyKey marks a context whose records go to the JSON lines only, not
+// to the export: the export's own trouble must not feed the export.
+type lineOnlyKey struct{}
+
+func lineOnly(ctx context.Context) context.Context {
+	return context.WithValue(ctx, lineOnlyKey{}, true)
+}
+
+func isLineOnly(ctx context.Context) bool {
+	return ctx != nil && ctx.Value(lineOnlyKey{}) != nil
+}

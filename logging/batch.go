@@ -159,10 +159,19 @@ func (p *batchProcessor) run() {
 	timer := time.NewTimer(p.delay)
 	defer timer.Stop()
 	var taken []sdklog.Record
+	var backoff time.Duration
 	for {
+		full := p.full
+		if backoff > 0 {
+			// A failing backend is not retried batch after batch: that
+			// burns the CPU the service needs. Records queue meanwhile; a
+			// full queue drops and counts them.
+			full = nil
+		}
+		var failed bool
 		select {
 		case <-p.stopCh:
-			taken = p.drain(taken, true)
+			taken, _ = p.drain(taken, true, false)
 			// Records that raced past the stopping check are counted.
 			p.mu.Lock()
 			p.dropped.Add(uint64(len(p.buf)))
@@ -170,45 +179,81 @@ func (p *batchProcessor) run() {
 			p.mu.Unlock()
 			return
 		case ack := <-p.flushCh:
-			taken = p.drain(taken, true)
+			taken, failed = p.drain(taken, true, false)
 			close(ack)
-		case <-p.full:
-			taken = p.drain(taken, false)
+		case <-full:
+			taken, failed = p.drain(taken, false, true)
 		case <-timer.C:
-			taken = p.drain(taken, true)
-			timer.Reset(p.delay)
+			taken, failed = p.drain(taken, true, true)
 		}
+		backoff = nextBackoff(backoff, failed)
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(max(p.delay, backoff))
 	}
 }
 
+// Export retry pacing after failures: doubling from minBackoff to maxBackoff,
+// back to none after a success.
+const (
+	minBackoff = 250 * time.Millisecond
+	maxBackoff = 5 * time.Second
+)
+
+func nextBackoff(cur time.Duration, failed bool) time.Duration {
+	if !failed {
+		return 0
+	}
+	if cur == 0 {
+		return minBackoff
+	}
+	return min(2*cur, maxBackoff)
+}
+
 // drain exports what is queued in batches, until fewer than a batch are left
-// (all: until nothing is). The buffers are swapped, not copied.
-func (p *batchProcessor) drain(taken []sdklog.Record, all bool) []sdklog.Record {
+// (all: until nothing is). The buffers are swapped, not copied. With
+// stopOnFail, a failed export ends the drain and drops (counting) the rest of
+// what was taken: exporting it now would only fail again.
+func (p *batchProcessor) drain(taken []sdklog.Record, all, stopOnFail bool) ([]sdklog.Record, bool) {
+	failed := false
 	for {
 		p.mu.Lock()
 		taken, p.buf = p.buf, taken[:0]
 		p.mu.Unlock()
 		if len(taken) == 0 {
-			return taken
+			return taken, failed
 		}
 		for i := 0; i < len(taken); i += p.maxBatch {
-			p.export(taken[i:min(i+p.maxBatch, len(taken))])
+			if err := p.export(taken[i:min(i+p.maxBatch, len(taken))]); err != nil {
+				failed = true
+				if stopOnFail {
+					p.dropped.Add(uint64(len(taken) - min(i+p.maxBatch, len(taken))))
+					break
+				}
+			}
 		}
 		clear(taken)
 		taken = taken[:0]
+		if failed && stopOnFail {
+			return taken, failed
+		}
 		p.mu.Lock()
 		left := len(p.buf)
 		p.mu.Unlock()
 		if left == 0 || (!all && left < p.maxBatch) {
-			return taken
+			return taken, failed
 		}
 	}
 }
 
-func (p *batchProcessor) export(batch []sdklog.Record) {
-	if p.exportCtx.Err() != nil {
+func (p *batchProcessor) export(batch []sdklog.Record) error {
+	if err := p.exportCtx.Err(); err != nil {
 		p.dropped.Add(uint64(len(batch)))
-		return
+		return err
 	}
 	ctx, cancel := context.WithTimeout(p.exportCtx, p.timeout)
 	err := p.exp.Export(ctx, batch)
@@ -218,6 +263,7 @@ func (p *batchProcessor) export(batch []sdklog.Record) {
 		p.dropped.Add(uint64(len(batch)))
 		p.warnFailed(err, len(batch))
 	}
+	return err
 }
 
 // rateLimited reports whether a line may be written now, at most one per

@@ -173,51 +173,97 @@ func (p *batchProcessor) run() {
 	var taken, scratch []sdktrace.ReadOnlySpan
 	timer := time.NewTimer(p.delay)
 	defer timer.Stop()
+	var backoff time.Duration
 	for {
 		var ack chan struct{}
+		full := p.full
+		if backoff > 0 {
+			// A failing backend is not retried batch after batch: that
+			// burns the CPU the service needs. Spans queue meanwhile; a
+			// full queue drops and counts them.
+			full = nil
+		}
 		select {
-		case <-p.full:
+		case <-full:
 		case <-timer.C:
 		case ack = <-p.flushCh:
 		case <-p.stopCh:
 			p.drain(taken, scratch, true)
 			return
 		}
-		taken, scratch = p.drain(taken, scratch, ack != nil)
+		var failed bool
+		taken, scratch, failed = p.drain(taken, scratch, ack != nil)
 		if ack != nil {
 			close(ack)
 		}
-		timer.Reset(p.delay)
+		backoff = nextBackoff(backoff, failed)
+		timer.Reset(max(p.delay, backoff))
 	}
+}
+
+// Export retry pacing after failures: doubling from minBackoff to maxBackoff,
+// back to none after a success.
+const (
+	minBackoff = 250 * time.Millisecond
+	maxBackoff = 5 * time.Second
+)
+
+func nextBackoff(cur time.Duration, failed bool) time.Duration {
+	if !failed {
+		return 0
+	}
+	if cur == 0 {
+		return minBackoff
+	}
+	return min(2*cur, maxBackoff)
 }
 
 // drain takes what is queued and exports it in batches, until fewer than a
 // batch are left (all: until nothing is). The buffers are swapped, not
 // copied: the one just exported becomes the next queue.
-func (p *batchProcessor) drain(taken, scratch []sdktrace.ReadOnlySpan, all bool) ([]sdktrace.ReadOnlySpan, []sdktrace.ReadOnlySpan) {
+//
+// Unless all, a failed export ends the drain: what was taken is dropped
+// (counted), the rest waits for the backoff.
+func (p *batchProcessor) drain(taken, scratch []sdktrace.ReadOnlySpan, all bool) ([]sdktrace.ReadOnlySpan, []sdktrace.ReadOnlySpan, bool) {
+	failed := false
 	for {
 		p.mu.Lock()
 		taken, p.buf = p.buf, taken[:0]
 		p.mu.Unlock()
 		if len(taken) == 0 {
-			return taken, scratch
+			return taken, scratch, failed
 		}
 		for i := 0; i < len(taken); i += p.maxBatch {
 			batch := taken[i:min(i+p.maxBatch, len(taken))]
-			scratch = p.export(batch, scratch)
+			var err error
+			scratch, err = p.export(batch, scratch)
 			clear(batch)
+			if err != nil {
+				failed = true
+				if !all {
+					// Drop the rest of what was taken; exporting it now
+					// would only fail again.
+					rest := taken[min(i+p.maxBatch, len(taken)):]
+					p.dropped.Add(uint64(len(rest)))
+					clear(rest)
+					break
+				}
+			}
 		}
 		taken = taken[:0]
+		if failed && !all {
+			return taken, scratch, failed
+		}
 		p.mu.Lock()
 		left := len(p.buf)
 		p.mu.Unlock()
 		if left == 0 || (!all && left < p.maxBatch) {
-			return taken, scratch
+			return taken, scratch, failed
 		}
 	}
 }
 
-func (p *batchProcessor) export(batch, scratch []sdktrace.ReadOnlySpan) []sdktrace.ReadOnlySpan {
+func (p *batchProcessor) export(batch, scratch []sdktrace.ReadOnlySpan) ([]sdktrace.ReadOnlySpan, error) {
 	// Redact here, off the request path. redactSpan returns the span itself
 	// when nothing needs scrubbing.
 	scratch = scratch[:0]
@@ -235,7 +281,7 @@ func (p *batchProcessor) export(batch, scratch []sdktrace.ReadOnlySpan) []sdktra
 		p.exported.Add(uint64(len(batch)))
 	}
 	clear(scratch)
-	return scratch[:0]
+	return scratch[:0], err
 }
 
 // logFailure logs at most one line per failureLogInterval, saying how many

@@ -227,6 +227,26 @@ func (c *outgoingMD) Keys() []string {
 	return keys
 }
 
+// newRPCState starts the per-call state shared by the server and client
+// handlers, or returns nil when the call is not instrumented: observe is not
+// initialised (or disabled), or the method filter leaves the call out.
+func newRPCState(ctx context.Context, o options, fullMethod string) *rpcState {
+	tp := tracing.Current()
+	m := metrics.Current()
+	if tp == nil && m == nil {
+		return nil
+	}
+	if o.methodFilter != nil && !keepMethod(ctx, o.methodFilter, fullMethod) {
+		return nil
+	}
+	return &rpcState{
+		method: strings.TrimPrefix(fullMethod, "/"),
+		start:  time.Now(),
+		tp:     tp,
+		m:      m,
+	}
+}
+
 // grpcServerHandler is the server's stats.Handler and interceptors.
 type grpcServerHandler struct {
 	opts  options
@@ -243,20 +263,11 @@ func (h *grpcServerHandler) TagConn(ctx context.Context, _ *stats.ConnTagInfo) c
 func (h *grpcServerHandler) HandleConn(context.Context, stats.ConnStats) {}
 
 func (h *grpcServerHandler) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
-	tp := tracing.Current()
-	m := metrics.Current()
-	if tp == nil && m == nil {
+	st := newRPCState(ctx, h.opts, info.FullMethodName)
+	if st == nil {
 		return ctx
 	}
-	if h.opts.methodFilter != nil && !keepMethod(ctx, h.opts.methodFilter, info.FullMethodName) {
-		return ctx
-	}
-	st := &rpcState{
-		method: strings.TrimPrefix(info.FullMethodName, "/"),
-		start:  time.Now(),
-		tp:     tp,
-		m:      m,
-	}
+	tp := st.tp
 	st.Context = ctx
 	ctx = otel.GetTextMapPropagator().Extract(ctx, (*incomingMD)(st))
 	if tp != nil {
@@ -459,20 +470,11 @@ func (h *grpcClientHandler) TagConn(ctx context.Context, _ *stats.ConnTagInfo) c
 func (h *grpcClientHandler) HandleConn(context.Context, stats.ConnStats) {}
 
 func (h *grpcClientHandler) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
-	tp := tracing.Current()
-	m := metrics.Current()
-	if tp == nil && m == nil {
+	st := newRPCState(ctx, h.opts, info.FullMethodName)
+	if st == nil {
 		return ctx
 	}
-	if h.opts.methodFilter != nil && !keepMethod(ctx, h.opts.methodFilter, info.FullMethodName) {
-		return ctx
-	}
-	st := &rpcState{
-		method: strings.TrimPrefix(info.FullMethodName, "/"),
-		start:  time.Now(),
-		tp:     tp,
-		m:      m,
-	}
+	tp := st.tp
 	if tp != nil {
 		buf := [2]attribute.KeyValue{attrRPCSystem, rpcMethodKey.String(st.method)}
 		ctx = st.startSpan(ctx, tp, clientOnly, buf[:])

@@ -32,6 +32,11 @@ func validTraceparent(h string) string {
 	if p[1] == strings.Repeat("0", 32) || p[2] == strings.Repeat("0", 16) {
 		return ""
 	}
+	// Version 00 defines only the sampled (01) and random (02) flags; the
+	// OTel propagator of record rejects a version-00 header with others set.
+	if p[0] == "00" && p[3] > "03" {
+		return ""
+	}
 	return p[1]
 }
 

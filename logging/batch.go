@@ -8,6 +8,7 @@ import (
 	"time"
 
 	sdklog "go.opentelemetry.io/otel/sdk/log"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // batchProcessor is a bounded batching sdklog.Processor. It does what the
@@ -18,6 +19,14 @@ import (
 // OnEmit never blocks: it appends a copy of the record to a bounded buffer
 // under a short lock; a full buffer drops the record and counts it. The
 // worker wakes when a batch is full or the interval has passed.
+//
+// The Handler's export stage does not go through OnEmit: converting a slog
+// record into the SDK's (the bridge, then the SDK logger's copy and
+// de-duplication of attributes) costs several times what writing the JSON
+// line does, so it hands the prepared slog record over with enqueue, and the
+// worker converts it (through convert) right before the export. The request
+// pays for a copy under a short lock; pending and buffered records share
+// the one bound.
 type batchProcessor struct {
 	exp      sdklog.Exporter
 	maxQueue int
@@ -28,8 +37,24 @@ type batchProcessor struct {
 	mu   sync.Mutex
 	buf  []sdklog.Record
 	full chan struct{} // a batch is ready (capacity 1)
+	// pending holds records from enqueue, converted by the worker; a lock
+	// of its own keeps callers clear of the worker's OnEmit calls.
+	pmu      sync.Mutex
+	pending  []pendingRecord
+	npending atomic.Int64 // len(pending)
+	nbuf     atomic.Int64 // len(buf), for enqueue's bound
+	// convert turns a pending record into an SDK record and emits it (the
+	// OTel slog bridge on the provider whose processor this is). Set once,
+	// before the first enqueue.
+	convert slog.Handler
 
-	flushCh  chan chan struct{}
+	flushCh chan chan struct{}
+	convMu  sync.Mutex // one convertPending at a time, in order
+	// closing: the provider is shutting down; enqueue drops (counted), and
+	// once sdkDown is set the worker counts what is still pending as
+	// dropped instead of handing it to an SDK provider that ignores it.
+	closing  atomic.Bool
+	sdkDown  atomic.Bool
 	stopCh   chan struct{}
 	done     chan struct{}
 	stopping atomic.Bool
@@ -39,6 +64,8 @@ type batchProcessor struct {
 	// deadline passes, so the worker cannot outlive Shutdown by a timeout.
 	exportCtx    context.Context
 	cancelExport context.CancelFunc
+
+	spare []pendingRecord // the worker's: swapped with pending
 
 	dropped  atomic.Uint64
 	failures atomic.Uint64
@@ -102,6 +129,7 @@ func (p *batchProcessor) OnEmit(_ context.Context, r *sdklog.Record) error {
 		return nil
 	}
 	p.buf = append(p.buf, r.Clone())
+	p.nbuf.Store(int64(len(p.buf)))
 	p.mu.Unlock()
 	if n+1 == p.maxBatch {
 		select {
@@ -110,6 +138,105 @@ func (p *batchProcessor) OnEmit(_ context.Context, r *sdklog.Record) error {
 		}
 	}
 	return nil
+}
+
+// pendingRecord is a record handed over by enqueue, with the trace context
+// of the call that logged it.
+type pendingRecord struct {
+	sc      trace.SpanContext
+	r       slog.Record
+	x       *exportStage // non-nil: r is still to be prepared by x.build
+	rate    float64      // sample_rate, for x.build
+	hasRate bool
+}
+
+// enqueue queues a record from the export stage (redacted, and either
+// prepared or of plain values the worker prepares), to be converted and
+// exported by the worker; or drops and counts it. The record must not be
+// used by the caller afterwards.
+func (p *batchProcessor) enqueue(pr pendingRecord) {
+	if p.stopping.Load() || p.closing.Load() {
+		p.dropped.Add(1)
+		return
+	}
+	p.pmu.Lock()
+	n := len(p.pending) + int(p.nbuf.Load())
+	if n >= p.maxQueue {
+		p.pmu.Unlock()
+		p.dropped.Add(1)
+		p.warnDropped()
+		return
+	}
+	p.pending = append(p.pending, pr)
+	p.npending.Store(int64(len(p.pending)))
+	p.pmu.Unlock()
+	if n+1 == p.maxBatch {
+		select {
+		case p.full <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// convertPending converts the pending records into SDK records, which
+// reach OnEmit (and the buffer) through the provider. tmp is a spare slice,
+// returned emptied for the next call.
+func (p *batchProcessor) convertPending(tmp []pendingRecord) []pendingRecord {
+	p.convMu.Lock()
+	defer p.convMu.Unlock()
+	p.pmu.Lock()
+	tmp, p.pending = p.pending, tmp[:0]
+	p.npending.Store(0)
+	p.pmu.Unlock()
+	if len(tmp) == 0 {
+		return tmp
+	}
+	if p.sdkDown.Load() {
+		p.dropped.Add(uint64(len(tmp)))
+		clear(tmp)
+		return tmp[:0]
+	}
+	bg := context.Background()
+	for i := range tmp {
+		pr := &tmp[i]
+		ctx := bg
+		if pr.sc.IsValid() {
+			ctx = trace.ContextWithSpanContext(bg, pr.sc)
+		}
+		p.convertOne(ctx, pr)
+	}
+	clear(tmp)
+	return tmp[:0]
+}
+
+// convertOne emits one record; a panic (a bug, not user code: the record
+// holds only resolved values) drops and counts it instead of ending the
+// process.
+func (p *batchProcessor) convertOne(ctx context.Context, pr *pendingRecord) {
+	defer func() {
+		if recover() != nil {
+			p.dropped.Add(1)
+		}
+	}()
+	if p.convert == nil {
+		p.dropped.Add(1)
+		return
+	}
+	r := pr.r
+	if pr.x != nil {
+		r = pr.x.build(r, pr.rate, pr.hasRate)
+	}
+	_ = p.convert.Handle(ctx, r)
+}
+
+// closePending stops enqueue and converts what is pending, on the caller's
+// goroutine (the worker may be waiting on an export): the provider's
+// Shutdown calls it before the SDK provider's, which refuses records from
+// then on. It is bounded work: at most a queue's worth of conversions.
+func (p *batchProcessor) closePending() {
+	p.closing.Store(true)
+	_ = p.convertPending(nil)
+	p.sdkDown.Store(true)
 }
 
 // ForceFlush exports every record queued before the call, by ctx's deadline.
@@ -177,6 +304,10 @@ func (p *batchProcessor) run() {
 			p.dropped.Add(uint64(len(p.buf)))
 			p.buf = nil
 			p.mu.Unlock()
+			p.pmu.Lock()
+			p.dropped.Add(uint64(len(p.pending)))
+			p.pending = nil
+			p.pmu.Unlock()
 			return
 		case ack := <-p.flushCh:
 			taken, failed = p.drain(taken, true, false)
@@ -221,8 +352,10 @@ func nextBackoff(cur time.Duration, failed bool) time.Duration {
 func (p *batchProcessor) drain(taken []sdklog.Record, all, stopOnFail bool) ([]sdklog.Record, bool) {
 	failed := false
 	for {
+		p.spare = p.convertPending(p.spare)
 		p.mu.Lock()
 		taken, p.buf = p.buf, taken[:0]
+		p.nbuf.Store(0)
 		p.mu.Unlock()
 		if len(taken) == 0 {
 			return taken, failed
@@ -242,7 +375,7 @@ func (p *batchProcessor) drain(taken []sdklog.Record, all, stopOnFail bool) ([]s
 			return taken, failed
 		}
 		p.mu.Lock()
-		left := len(p.buf)
+		left := len(p.buf) + int(p.npending.Load())
 		p.mu.Unlock()
 		if left == 0 || (!all && left < p.maxBatch) {
 			return taken, failed

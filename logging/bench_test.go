@@ -118,6 +118,18 @@ func BenchmarkPipeline(b *testing.B) {
 		o.LoggerProvider = sdklog.NewLoggerProvider(sdklog.WithProcessor(sdklog.NewSimpleProcessor(discardExporter{})))
 		runTen(b, slog.New(New(o)))
 	})
+	b.Run("fanout-otlp-provider", func(b *testing.B) {
+		// observe's own Provider: the caller prepares and queues the
+		// record, the worker converts it (cpu-ns/op counts both).
+		o := observeOptions()
+		prov, err := NewLoggerProvider(b.Context(), OTLPConfig{Exporter: discardExporter{}, ExportInterval: 10 * time.Millisecond})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer prov.Shutdown(context.Background())
+		o.LoggerProvider = prov
+		runTen(b, slog.New(New(o)))
+	})
 }
 
 type discardExporter struct{}

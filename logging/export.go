@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strings"
 	"unicode/utf8"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // exportStage is the last stage of the export branch, a slog handler in
@@ -20,10 +22,18 @@ import (
 // bridge one flat record per line, so attributes bound before a group stay
 // outside it.
 type exportStage struct {
-	redactor Redactor // nil when redactStage runs before the fanout
 	maxValue int
 	next     slog.Handler // the bridge, without attributes or groups
-	frames   []exportFrame
+	// async, with observe's own Provider, takes the record and has it
+	// converted off the caller's path (see batchProcessor.enqueue); with
+	// any other LoggerProvider the bridge is called in line, with the
+	// caller's context, which its processors may read.
+	async *batchProcessor
+	// owned: the records reaching Handle are the redaction stage's own
+	// copies, which nothing touches after the fanout, so they may be kept
+	// without a copy.
+	owned  bool
+	frames []exportFrame
 }
 
 type exportFrame struct {
@@ -70,11 +80,30 @@ func (x *exportStage) WithGroup(name string) slog.Handler {
 }
 
 func (x *exportStage) Handle(ctx context.Context, r slog.Record) error {
-	msg := r.Message
-	if x.redactor != nil {
-		msg = (&redactStage{r: x.redactor}).mustMessage(msg)
+	rate, hasRate := sampleRateFrom(ctx)
+	if x.async == nil {
+		return x.next.Handle(ctx, x.build(r, rate, hasRate))
 	}
-	out := slog.NewRecord(r.Time, r.Level, x.clean(msg), r.PC)
+	pr := pendingRecord{sc: trace.SpanContextFromContext(ctx), rate: rate, hasRate: hasRate}
+	if plainRecord(r) {
+		// Nothing of the caller's is left to call (no LogValuer, no error,
+		// no value of another type to encode) and strings do not change:
+		// the worker prepares the record too.
+		if !x.owned {
+			r = r.Clone()
+		}
+		pr.r, pr.x = r, x
+	} else {
+		pr.r = x.build(r, rate, hasRate)
+	}
+	x.async.enqueue(pr)
+	return nil
+}
+
+// build returns the record the bridge is given: r's attributes prepared,
+// after the handler's own, nested in its groups, with sample_rate.
+func (x *exportStage) build(r slog.Record, rate float64, hasRate bool) slog.Record {
+	out := slog.NewRecord(r.Time, r.Level, x.clean(r.Message), r.PC)
 
 	var buf [16]slog.Attr
 	inner := buf[:0]
@@ -95,10 +124,31 @@ func (x *exportStage) Handle(ctx context.Context, r slog.Record) error {
 		out.AddAttrs(x.frames[0].attrs...)
 	}
 	out.AddAttrs(inner...)
-	if rate, ok := sampleRateFrom(ctx); ok {
+	if hasRate {
 		out.AddAttrs(slog.Float64("sample_rate", rate))
 	}
-	return x.next.Handle(ctx, out)
+	return out
+}
+
+// plainRecord reports whether every attribute of r holds a value of a
+// basic kind, which preparing it later cannot change or fail on.
+func plainRecord(r slog.Record) bool {
+	plain := true
+	r.Attrs(func(a slog.Attr) bool {
+		plain = plainValue(a.Value)
+		return plain
+	})
+	return plain
+}
+
+func plainValue(v slog.Value) bool {
+	switch v.Kind() {
+	case slog.KindString, slog.KindInt64, slog.KindUint64, slog.KindFloat64,
+		slog.KindBool, slog.KindDuration, slog.KindTime:
+		return true
+	}
+	// Groups too are prepared in line: their slices are the caller's.
+	return false
 }
 
 // prepare appends a, resolved, redacted and cleaned, to dst.
@@ -107,9 +157,6 @@ func (x *exportStage) prepare(dst []slog.Attr, a slog.Attr, depth int) []slog.At
 	if st, ok := errorStack(a.Value); ok {
 		dst = x.prepare(dst, slog.String(a.Key, errorMessage(a.Value)), depth)
 		return x.prepare(dst, slog.String(a.Key+".stack", st), depth)
-	}
-	if x.redactor != nil && depth == 0 {
-		a = safeRedact(x.redactor, a)
 	}
 	if a.Equal(slog.Attr{}) {
 		return dst
@@ -195,10 +242,15 @@ func (rs *redactStage) Handle(ctx context.Context, r slog.Record) error {
 	if !ok {
 		out.AddAttrs(slog.String("logging.error", "!PANIC while redacting the message"))
 	}
+	// Gather first and add once: one allocation for the record's attributes
+	// past the five it holds in line, not one per attribute.
+	var buf [16]slog.Attr
+	as := buf[:0]
 	r.Attrs(func(a slog.Attr) bool {
-		out.AddAttrs(rs.attr(nil, a)...)
+		as = rs.attr(as, a)
 		return true
 	})
+	out.AddAttrs(as...)
 	return rs.next.Handle(ctx, out)
 }
 

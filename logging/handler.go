@@ -6,10 +6,14 @@
 //	  → redaction
 //	  → fanout: the JSON (or text) line writer, with trace_id/span_id
 //	            and, with a LoggerProvider, the OTel slog bridge (OTLP; the
-//	            SDK takes the trace context from the same context)
+//	            SDK takes the trace context from the same context). With
+//	            observe's own Provider the bridge runs on the export worker:
+//	            the caller resolves and queues the record, and converting
+//	            it (several times the cost of the JSON line) is off its path.
 //
-// composed with github.com/samber/slog-multi: Pipe for the stages, Fanout
-// for the two writers. The same records, levels and redaction reach both.
+// composed with github.com/samber/slog-multi's Pipe for the stages, and a
+// fanout to the two writers that, unlike slog-multi's, does not copy the
+// record for each. The same records, levels and redaction reach both.
 // Level, debug and sampling decisions are taken in Enabled, before slog
 // builds the record.
 //
@@ -31,6 +35,8 @@ package logging
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"runtime"
@@ -126,10 +132,15 @@ func New(o Options) *Handler {
 	}
 	h := &Handler{p: p, w: newLineWriter(&o), lc: &levelCache{}}
 	if o.LoggerProvider != nil {
-		p.export = &exportStage{
+		x := &exportStage{
 			maxValue: h.w.s.enc.maxValue,
 			next:     otelslog.NewHandler(Scope, otelslog.WithLoggerProvider(o.LoggerProvider)),
 		}
+		if prov, ok := o.LoggerProvider.(*Provider); ok && prov.batch.convert != nil {
+			x.async = prov.batch
+			x.owned = p.redact != nil
+		}
+		p.export = x
 		h.x = p.export
 		p.provider = o.LoggerProvider
 	}
@@ -147,7 +158,7 @@ func New(o Options) *Handler {
 func (h *Handler) compose() {
 	var term slog.Handler = h.w
 	if h.x != nil {
-		term = slogmulti.Fanout(h.w, h.x)
+		term = &fanout{w: h.w, x: h.x}
 	}
 	var stages []slogmulti.Middleware
 	if h.p.sampler != nil {
@@ -157,6 +168,49 @@ func (h *Handler) compose() {
 		stages = append(stages, h.p.redact.stage)
 	}
 	h.next = slogmulti.Pipe(stages...).Handler(term)
+}
+
+// fanout hands each record to the line writer, then to the export branch.
+// It is slog-multi's Fanout without the copies: neither writer keeps or
+// changes the record it is given, so both get the same one, where Fanout
+// clones the record for each (two copies of its attributes a line). A panic
+// in either writer is recovered and returned as an error, as Fanout does,
+// and the other writer still gets the record.
+type fanout struct{ w, x slog.Handler }
+
+func (f *fanout) Enabled(ctx context.Context, l slog.Level) bool {
+	return f.w.Enabled(ctx, l) || f.x.Enabled(ctx, l)
+}
+
+func (f *fanout) Handle(ctx context.Context, r slog.Record) error {
+	var errW, errX error
+	if f.w.Enabled(ctx, r.Level) {
+		errW = handleRecovered(f.w, ctx, r)
+	}
+	if f.x.Enabled(ctx, r.Level) {
+		errX = handleRecovered(f.x, ctx, r)
+	}
+	if errW == nil {
+		return errX
+	}
+	return errors.Join(errW, errX)
+}
+
+func (f *fanout) WithAttrs(as []slog.Attr) slog.Handler {
+	return &fanout{w: f.w.WithAttrs(as), x: f.x.WithAttrs(as)}
+}
+
+func (f *fanout) WithGroup(name string) slog.Handler {
+	return &fanout{w: f.w.WithGroup(name), x: f.x.WithGroup(name)}
+}
+
+func handleRecovered(h slog.Handler, ctx context.Context, r slog.Record) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("logging: handler panicked: %v", v)
+		}
+	}()
+	return h.Handle(ctx, r)
 }
 
 // Levels returns the level controller.

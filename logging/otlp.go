@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/contrib/bridges/otelslog"
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
@@ -40,6 +41,15 @@ type Provider struct {
 	batch *batchProcessor
 }
 
+// Shutdown exports what is queued, records handed over by the Handler
+// included, and stops the exporter, by ctx's deadline. Records handed over
+// while it runs are dropped and counted; after it, the export no longer
+// asks for records (the lines still have them).
+func (p *Provider) Shutdown(ctx context.Context) error {
+	p.batch.closePending()
+	return p.LoggerProvider.Shutdown(ctx)
+}
+
 // ExportFailures returns how many exports have failed since the provider was
 // made (observe_export_failures_total{signal="logs"}).
 func (p *Provider) ExportFailures() uint64 { return p.batch.failures.Load() }
@@ -72,7 +82,9 @@ func NewLoggerProvider(ctx context.Context, c OTLPConfig) (*Provider, error) {
 	if c.Resource != nil {
 		opts = append(opts, sdklog.WithResource(c.Resource))
 	}
-	return &Provider{LoggerProvider: sdklog.NewLoggerProvider(opts...), batch: bp}, nil
+	lp := sdklog.NewLoggerProvider(opts...)
+	bp.convert = otelslog.NewHandler(Scope, otelslog.WithLoggerProvider(lp))
+	return &Provider{LoggerProvider: lp, batch: bp}, nil
 }
 
 func newOTLPExporter(ctx context.Context, c OTLPConfig) (sdklog.Exporter, error) {

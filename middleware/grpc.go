@@ -347,9 +347,10 @@ func (h *grpcServerHandler) finish(st *rpcState, code codes.Code, err error) {
 	if stop := st.stop.Load(); stop != nil {
 		(*stop)()
 	}
-	d := time.Since(st.start)
+	end := time.Now()
+	d := end.Sub(st.start)
 	label := h.methodLabel(st)
-	h.opts.endRPC(st, st.log, label, code, d)
+	h.opts.endRPC(st, st.log, label, code, end, d)
 	span := st.span
 	if st.tp != nil && span.IsRecording() {
 		ap := takeAttrs(st.held)

@@ -219,8 +219,9 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
-		d := time.Since(start)
-		h.opts.endHTTP(rc, rl, r, route, status, rw.written, d)
+		end := time.Now()
+		d := end.Sub(start)
+		h.opts.endHTTP(rc, rl, r, route, status, rw.written, end, d)
 		if tp != nil {
 			h.endServerSpan(span, rw, held, r.Method, early, route, status, p)
 		}

@@ -78,3 +78,37 @@ func BenchmarkHTTPDisabled(b *testing.B) {
 	benchInit(b)
 	runHandler(b, middleware.HTTP(benchMux()), "")
 }
+
+// BenchmarkHTTPSampledAccessLog is BenchmarkHTTPSampled with the access log
+// line on (the default), written to io.Discard: what a request costs at
+// default settings, but for the write itself.
+func BenchmarkHTTPSampledAccessLog(b *testing.B) {
+	benchInit(b, observe.WithAccessLog(true))
+	runHandler(b, middleware.HTTP(benchMux()), "")
+}
+
+// BenchmarkHTTPParallel is BenchmarkHTTPSampledAccessLog from many
+// goroutines at once, as a loaded server runs it, against the bare mux.
+func BenchmarkHTTPParallel(b *testing.B) {
+	run := func(b *testing.B, h http.Handler) {
+		b.ReportAllocs()
+		b.SetParallelism(16)
+		b.RunParallel(func(pb *testing.PB) {
+			req := httptest.NewRequest("GET", "/users/42", nil)
+			w := &discardWriter{h: http.Header{}}
+			for pb.Next() {
+				h.ServeHTTP(w, req)
+			}
+		})
+	}
+	b.Run("bare", func(b *testing.B) { run(b, benchMux()) })
+	b.Run("sampled", func(b *testing.B) {
+		benchInit(b, observe.WithAccessLog(true))
+		run(b, middleware.HTTP(benchMux()))
+	})
+	b.Run("unsampled", func(b *testing.B) {
+		b.Setenv("OTEL_TRACES_SAMPLER", "always_off")
+		benchInit(b, observe.WithAccessLog(true))
+		run(b, middleware.HTTP(benchMux()))
+	})
+}

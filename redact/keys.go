@@ -3,6 +3,8 @@ package redact
 import (
 	"errors"
 	"fmt"
+	"strings"
+	"sync/atomic"
 )
 
 // Key matching.
@@ -138,6 +140,64 @@ type keyMatcher struct {
 	minWord int      // letters and digits in the shortest word
 
 	digitWord bool // some word has no letters
+
+	cache keyCache
+}
+
+// keyCache remembers the verdicts on recently matched keys. A service
+// writes the same few dozen keys over and over, and a look-up (a hash and a
+// compare) costs a fraction of matching, whose tables do not stay in the CPU
+// cache of a busy server. It is two-way set-associative and lock-free: a
+// key goes into one of the two slots of its set, replacing what was there,
+// so memory stays bounded whatever the keys, and a key evicted by a colliding
+// one is merely matched again.
+type keyCache struct {
+	slots [keyCacheSets * 2]atomic.Pointer[keyVerdict]
+}
+
+type keyVerdict struct {
+	key       string
+	sensitive bool
+}
+
+const (
+	keyCacheSets   = 256
+	keyCacheMaxLen = 64 // longer keys are matched every time
+)
+
+// set returns the first slot of key's set: FNV-1a, deterministic so that
+// what the tests see is what runs.
+func (c *keyCache) set(key string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return int(h%keyCacheSets) * 2
+}
+
+func (c *keyCache) get(key string) (sensitive, ok bool) {
+	i := c.set(key)
+	for j := i; j < i+2; j++ {
+		if v := c.slots[j].Load(); v != nil && v.key == key {
+			return v.sensitive, true
+		}
+	}
+	return false, false
+}
+
+func (c *keyCache) put(key string, sensitive bool) {
+	i := c.set(key)
+	// A copy of the key: it may be a slice of a larger string the cache
+	// must not keep alive.
+	v := &keyVerdict{key: strings.Clone(key), sensitive: sensitive}
+	if c.slots[i].Load() == nil {
+		c.slots[i].Store(v)
+		return
+	}
+	// The first slot holds the newer entry: the older one goes.
+	c.slots[i+1].Store(c.slots[i].Load())
+	c.slots[i].Store(v)
 }
 
 // trie is a flat trie: node n's child for character index c (1–36, see
@@ -419,6 +479,19 @@ func nextSegment(key string, i int) (start, end int) {
 
 // match reports whether key names a secret. It does not allocate.
 func (m *keyMatcher) match(key string) bool {
+	if len(key) > keyCacheMaxLen || len(key) < m.minWord {
+		return m.matchUncached(key)
+	}
+	if sensitive, ok := m.cache.get(key); ok {
+		return sensitive
+	}
+	sensitive := m.matchUncached(key)
+	m.cache.put(key, sensitive)
+	return sensitive
+}
+
+// matchUncached is match without the cache.
+func (m *keyMatcher) matchUncached(key string) bool {
 	n := len(key)
 	if n < m.minWord || !m.filter.mayMatch(key) {
 		return false

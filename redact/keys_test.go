@@ -1,6 +1,7 @@
 package redact
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -136,5 +137,30 @@ func TestLongKeys(t *testing.T) {
 	}
 	if !p.IsSensitiveKey(strings.Repeat("A", 5000) + "_token") {
 		t.Error("long key ending in _token did not match")
+	}
+}
+
+// The verdict cache answers as matching does, for keys seen once, again,
+// and after others took their slots.
+func TestKeyCacheAgreesWithMatching(t *testing.T) {
+	p := Default()
+	m := p.keys
+	var keys []string
+	for i := range 3000 {
+		keys = append(keys, fmt.Sprintf("k%d", i), fmt.Sprintf("user_%d_password", i), fmt.Sprintf("x-%d-token", i))
+	}
+	keys = append(keys, "password", "http.route", "api_key", "tokens_used", "a", "")
+	for round := range 3 {
+		for _, k := range keys {
+			if got, want := m.match(k), m.matchUncached(k); got != want {
+				t.Fatalf("round %d: match(%q) = %v, matching says %v", round, k, got, want)
+			}
+		}
+	}
+	// A key cut from a larger string is cached as a copy.
+	big := strings.Repeat("x", 1<<20) + "session_id"
+	k := big[len(big)-len("session_id"):]
+	if !m.match(k) || !m.match("session_id") {
+		t.Fatal("session_id not sensitive")
 	}
 }

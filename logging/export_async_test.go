@@ -1,0 +1,140 @@
+package logging
+
+import (
+	"context"
+	"log/slog"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/observekit/observe/redact"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
+)
+
+// mutable is a LogValuer whose value changes after the call that logged it.
+type mutable struct{ n *int }
+
+func (m mutable) LogValue() slog.Value { return slog.IntValue(*m.n) }
+
+// exported is what a test compares of an exported record.
+type exported struct {
+	Body, Severity, TraceID, SpanID string
+	Attrs                           map[string]string
+}
+
+func summarize(rs []sdklog.Record) []exported {
+	var out []exported
+	for _, r := range rs {
+		out = append(out, exported{
+			Body:     r.Body().AsString(),
+			Severity: r.SeverityText(),
+			TraceID:  r.TraceID().String(),
+			SpanID:   r.SpanID().String(),
+			Attrs:    attrs(r),
+		})
+	}
+	return out
+}
+
+// With observe's Provider the export stage hands records to the worker and
+// the worker converts them (see batchProcessor.enqueue); with any other
+// provider the bridge converts them in line. Both must export the same
+// records, with the values they had when logged.
+func TestExportHandedOverMatchesInline(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		redactor Redactor
+	}{
+		{"redaction", redact.Default()},
+		{"no-redaction", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stackErr := newStackErr("boom")
+			logAll := func(log *slog.Logger) {
+				ctx := spanContext(true)
+				n := 1
+				m := map[string]int{"a": 1}
+				group := []slog.Attr{slog.String("k", "v"), slog.Int("i", 2)}
+				log.InfoContext(ctx, "plain", "s", "text", "i", 7, "f", 1.5, "b", true, "d", time.Second,
+					"email", "ann@example.com", "password", "pw")
+				log.With("w", 1).WithGroup("g").InfoContext(ctx, "grouped", slog.Attr{Key: "grp", Value: slog.GroupValue(group...)}, "x", "y")
+				log.InfoContext(ctx, "valuer", "n", mutable{&n}, "m", m, "err", stackErr)
+				// Changed after logging: the export holds the values of then.
+				n = 2
+				m["a"] = 99
+				group[0] = slog.String("k", "changed")
+				log.InfoContext(context.Background(), "no span", "many1", 1, "many2", 2, "many3", 3, "many4", 4, "many5", 5, "many6", 6)
+			}
+
+			inline, _, _, inlineExp := newExportTest(Options{Redactor: tc.redactor})
+			logAll(inline)
+
+			exp := &memExporter{}
+			prov, err := NewLoggerProvider(context.Background(), OTLPConfig{Exporter: exp, ExportInterval: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			handed, h, _ := newTest(Options{Redactor: tc.redactor, LoggerProvider: prov})
+			if h.p.export.(*exportStage).async == nil {
+				t.Fatal("observe's Provider: records not handed over")
+			}
+			logAll(handed)
+			if err := prov.Shutdown(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			want, got := summarize(inlineExp.all()), summarize(exp.all())
+			if len(got) != 4 || !reflect.DeepEqual(got, want) {
+				t.Fatalf("handed over:\n%+v\nin line:\n%+v", got, want)
+			}
+			if got[2].Attrs["n"] != "1" || got[2].Attrs["m"] != `{"a":1}` {
+				t.Errorf("values changed after logging reached the export: %v", got[2].Attrs)
+			}
+			if got[1].Attrs["g.grp.k"] != "v" {
+				t.Errorf("a group changed after logging reached the export: %v", got[1].Attrs)
+			}
+			if tc.redactor != nil && (got[0].Attrs["password"] != "[REDACTED]" || got[0].Attrs["email"] == "ann@example.com") {
+				t.Errorf("not redacted: %v", got[0].Attrs)
+			}
+		})
+	}
+}
+
+// After Shutdown the export takes no more records; the lines still have
+// them, and nothing is counted as dropped that was never wanted.
+func TestExportAfterShutdown(t *testing.T) {
+	exp := &memExporter{}
+	prov, err := NewLoggerProvider(context.Background(), OTLPConfig{Exporter: exp, ExportInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, h, lb := newTest(Options{LoggerProvider: prov})
+	log.Info("before")
+	if err := prov.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	log.Info("after")
+	if n := len(exp.all()); n != 1 {
+		t.Errorf("%d exported, want 1", n)
+	}
+	if n := len(lb.records(t)); n != 2 {
+		t.Errorf("%d lines, want 2", n)
+	}
+	if h.Dropped() != 0 {
+		t.Errorf("dropped %d, want 0", h.Dropped())
+	}
+}
+
+// Records handed over while Shutdown runs are dropped and counted.
+func TestExportHandedOverDuringShutdownCounted(t *testing.T) {
+	exp := &memExporter{}
+	prov, err := NewLoggerProvider(context.Background(), OTLPConfig{Exporter: exp, ExportInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov.batch.closing.Store(true) // as Shutdown does first
+	prov.batch.enqueue(pendingRecord{r: slog.NewRecord(time.Now(), slog.LevelInfo, "late", 0)})
+	if prov.Dropped() != 1 {
+		t.Errorf("dropped %d, want 1", prov.Dropped())
+	}
+	_ = prov.Shutdown(context.Background())
+}

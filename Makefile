@@ -13,8 +13,10 @@ COUNT ?= 5
 bench:
 	cd bench && go test -run='^$$' -bench=. -benchmem -count=$(COUNT) -benchtime=$(BENCHTIME) ./... | tee /tmp/observe-bench.txt | go run ./cmd/benchtable
 
+# wrk against the quickstart (and the peer stack, bench/cmd/loadpeer), with
+# and without instrumentation: medians of 3 rounds of 10s.
 loadtest:
-	.ci/loadtest.sh 10s
+	.ci/loadtest.sh 10s 3
 
 fuzz:
 	.ci/fuzz.sh 30s

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -68,7 +69,9 @@ func matrixSizes() (warm, batch, rounds, load int) {
 	case testing.Short():
 		return 3000, 2000, 3, 10000
 	}
-	return 3000, 2000, 4, 30000
+	// Batches of 10000 (about 50ms of requests): a p99 over a shorter
+	// batch says mostly whether a scheduler hiccup fell in it.
+	return 3000, 10000, 4, 30000
 }
 
 // p99Tolerance is the enforced bound on the p99 ratio. The target is 1.10;
@@ -128,6 +131,42 @@ func TestReliabilityFaultMatrix(t *testing.T) {
 		t.Run(c.name(), func(t *testing.T) { runFaultCell(t, c) })
 	}
 	t.Logf("fault matrix: %d cells in %s (race=%v short=%v)\n%s", len(cells), time.Since(start).Round(time.Millisecond), raceEnabled, testing.Short(), matrixTable(cells))
+
+	// The target, p99 within 10% of the same run with exporters
+	// off, is checked on the median over the fault cells: one cell's p99 is
+	// at the mercy of a scheduler hiccup on a shared 2-core machine (the
+	// ratios scatter from 0.4 to 2.5 either way), the median over 30-odd
+	// cells is not (0.85 to 0.97 measured), and a fault that slowed requests
+	// down would move every cell of its kind. Not under the race detector,
+	// which makes the exporters' own work several times dearer.
+	if !raceEnabled {
+		var ratios []float64
+		for _, c := range cells {
+			if c.fault != testbackend.FaultNone && len(c.p99On) > 0 && len(c.p99Off) > 0 {
+				ratios = append(ratios, c.p99Ratio())
+			}
+		}
+		slices.Sort(ratios)
+		if n := len(ratios); n > 0 {
+			m := ratios[n/2]
+			if n%2 == 0 {
+				m = (ratios[n/2-1] + ratios[n/2]) / 2
+			}
+			t.Logf("median p99 ratio over %d fault cells: %.2f (target 1.10)", n, m)
+			if m > medianP99Target() {
+				t.Errorf("median p99 ratio over the fault cells %.2f > %.2f: requests are slower while exporters fail (ratios %v)", m, medianP99Target(), ratios)
+			}
+		}
+	}
+}
+
+// medianP99Target is the bound on the median p99 ratio over the fault
+// cells: the 1.10, loosened only by OBSERVE_RELIAB_MEDIAN_P99.
+func medianP99Target() float64 {
+	if v, err := strconv.ParseFloat(os.Getenv("OBSERVE_RELIAB_MEDIAN_P99"), 64); err == nil && v > 1 {
+		return v
+	}
+	return 1.10
 }
 
 func matrixTable(cells []*faultCell) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -202,6 +203,10 @@ func (o *Observer) putLogLevel(w http.ResponseWriter, r *http.Request) {
 			slog.String("from", logging.LevelName(c.From)),
 			slog.String("to", logging.LevelName(c.To)))
 	})
+	if errors.Is(err, logging.ErrTooManyLevels) {
+		badRequest(w, err.Error())
+		return
+	}
 	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 		return

@@ -9,6 +9,7 @@ import (
 
 	"github.com/observekit/observe/redact"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
+	"go.uber.org/goleak"
 )
 
 // mutable is a LogValuer whose value changes after the call that logged it.
@@ -137,4 +138,28 @@ func TestExportHandedOverDuringShutdownCounted(t *testing.T) {
 		t.Errorf("dropped %d, want 1", prov.Dropped())
 	}
 	_ = prov.Shutdown(context.Background())
+}
+
+// The SDK provider skips its processors' Shutdown when the context has
+// already ended; the worker must stop all the same.
+func TestShutdownWithEndedContextStopsTheWorker(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	exp := &blockingExporter{}
+	prov, err := NewLoggerProvider(context.Background(), OTLPConfig{Exporter: exp, ExportInterval: time.Millisecond, Timeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, h, _ := newTest(Options{LoggerProvider: prov})
+	for i := range 3000 {
+		log.Info("m", "i", i)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := prov.Shutdown(ctx); err == nil {
+		t.Error("Shutdown with an ended context reported success")
+	}
+	goleak.VerifyNone(t, before)
+	if h.Dropped() != 3000 {
+		t.Errorf("dropped %d of 3000 (none exported), want all counted", h.Dropped())
+	}
 }

@@ -73,10 +73,19 @@ type Change struct {
 	TTL    time.Duration // 0: permanent
 }
 
+// ErrTooManyLevels is Set's error for a new named level past MaxNamedLevels.
+var ErrTooManyLevels = fmt.Errorf("too many loggers with a level of their own (at most %d): set a parent's level instead (levels are hierarchical)", MaxNamedLevels)
+
+// MaxNamedLevels bounds the loggers with a level of their own: every level
+// is copied on change, and a runaway client of PUT /loglevel must not grow
+// them without end.
+const MaxNamedLevels = 1000
+
 // Set sets the level of logger ("" for global). With ttl > 0 the level
 // reverts to what it was before by itself after ttl; a later Set of the same
 // logger cancels a pending revert. onRevert, if not nil, is called (from a
-// timer goroutine) after a revert happens.
+// timer goroutine) after a revert happens. A new named level past
+// MaxNamedLevels is an error.
 func (c *LevelController) Set(logger string, l slog.Level, ttl time.Duration, onRevert func(Change)) (Change, error) {
 	if ttl < 0 {
 		return Change{}, fmt.Errorf("negative ttl %s", ttl)
@@ -85,6 +94,11 @@ func (c *LevelController) Set(logger string, l slog.Level, ttl time.Duration, on
 	defer c.mu.Unlock()
 	if c.closed {
 		return Change{}, fmt.Errorf("level controller is closed")
+	}
+	if logger != "" {
+		if _, ok := (*c.loggers.Load())[logger]; !ok && len(*c.loggers.Load()) >= MaxNamedLevels {
+			return Change{}, ErrTooManyLevels
+		}
 	}
 	from := c.LevelFor(logger)
 	// What to restore if a TTL is set: the level before the first of a run

@@ -2,6 +2,8 @@ package logging
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -264,5 +266,27 @@ func TestNamedLevelCacheUnderConcurrentChanges(t *testing.T) {
 	c.Unset("db.pool")
 	if !db.Enabled(ctx, slog.LevelDebug) {
 		t.Fatal("ancestor change not seen through the cache")
+	}
+}
+
+func TestNamedLevelsBounded(t *testing.T) {
+	c := NewLevelController(slog.LevelInfo)
+	for i := range MaxNamedLevels {
+		if _, err := c.Set(fmt.Sprintf("l%d", i), slog.LevelDebug, 0, nil); err != nil {
+			t.Fatalf("Set #%d: %v", i, err)
+		}
+	}
+	if _, err := c.Set("one.more", slog.LevelDebug, 0, nil); !errors.Is(err, ErrTooManyLevels) {
+		t.Fatalf("past the bound: %v", err)
+	}
+	if c.LevelFor("one.more") != slog.LevelInfo {
+		t.Error("the refused level took effect")
+	}
+	// Changing a logger that has a level, and the global level, still work.
+	if _, err := c.Set("l7", slog.LevelError, 0, nil); err != nil {
+		t.Errorf("changing an existing named level: %v", err)
+	}
+	if _, err := c.Set("", slog.LevelWarn, 0, nil); err != nil {
+		t.Errorf("changing the global level: %v", err)
 	}
 }

@@ -46,17 +46,24 @@ type Provider struct {
 // while it runs are dropped and counted; after it, the export no longer
 // asks for records (the lines still have them).
 func (p *Provider) Shutdown(ctx context.Context) error {
-	p.batch.closePending()
-	return p.LoggerProvider.Shutdown(ctx)
+	p.batch.closePending(ctx)
+	err := p.LoggerProvider.Shutdown(ctx)
+	// The SDK provider does not shut its processors down when ctx has
+	// already ended (or ends while another call is in a processor): ours
+	// is stopped all the same, or its worker would outlive Shutdown.
+	if berr := p.batch.Shutdown(ctx); err == nil {
+		err = berr
+	}
+	return err
 }
 
 // ExportFailures returns how many exports have failed since the provider was
 // made (observe_export_failures_total{signal="logs"}).
-func (p *Provider) ExportFailures() uint64 { return p.batch.failures.Load() }
+func (p *Provider) ExportFailures() uint64 { return p.batch.failures() }
 
 // Dropped returns how many records were dropped before export: the queue
 // was full, the provider was shutting down, or their export failed.
-func (p *Provider) Dropped() uint64 { return p.batch.dropped.Load() }
+func (p *Provider) Dropped() uint64 { return p.batch.dropped() }
 
 // NewLoggerProvider returns an SDK LoggerProvider that batches records to
 // the OTLP exporter c describes; pass it as Options.LoggerProvider and shut

@@ -209,12 +209,15 @@ func TestTailThroughHTTPMiddleware(t *testing.T) {
 		t.Errorf("%d normal traces kept beyond the baseline, want about 1%% (route p99)", extra)
 	}
 
-	// Exemplars: only kept traces, and kept-for-slow ones among them.
+	// Exemplars: only kept traces, and ones kept by tail sampling among
+	// them. (Not necessarily slow ones: under the race detector a normal
+	// request can land in the slow requests' bucket first, and the gate
+	// admits one exemplar per bucket per interval.)
 	mfs, err := obs.Metrics().Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	exemplars, slowExemplars := 0, 0
+	exemplars, tailExemplars := 0, 0
 	for _, mf := range mfs {
 		if mf.GetName() != "http_server_request_duration_seconds" {
 			continue
@@ -234,15 +237,17 @@ func TestTailThroughHTTPMiddleware(t *testing.T) {
 					if len(exported[tid]) == 0 {
 						t.Errorf("exemplar points at trace %s, which was not kept", tid)
 					}
-					if requestOf[tid]%100 == 42 && !tail.InBaseline(tid) {
-						slowExemplars++
+					if !tail.InBaseline(tid) {
+						// Kept after the fact (failing, slow, over the
+						// route's p99): only the hook makes it an exemplar.
+						tailExemplars++
 					}
 				}
 			}
 		}
 	}
-	if exemplars == 0 || slowExemplars == 0 {
-		t.Errorf("%d exemplars, %d of them for traces kept for being slow: the exemplar hook is not in place", exemplars, slowExemplars)
+	if exemplars == 0 || tailExemplars == 0 {
+		t.Errorf("%d exemplars, %d of them for traces kept by tail sampling: the exemplar hook is not in place", exemplars, tailExemplars)
 	}
 	st := tail.Stats()
 	t.Logf("exported %d traces: %d failing, %d slow, %d normal (%d baseline of %d); %d exemplars; tail %+v",

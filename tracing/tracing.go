@@ -301,7 +301,7 @@ func (p *Provider) DroppedSpans() uint64 {
 	if p == nil || p.batch == nil {
 		return 0
 	}
-	return p.batch.dropped.Load()
+	return p.batch.q.Dropped()
 }
 
 // ExportFailures reports how many export calls failed (each may have held
@@ -311,7 +311,7 @@ func (p *Provider) ExportFailures() uint64 {
 	if p == nil || p.batch == nil {
 		return 0
 	}
-	return p.batch.failures.Load()
+	return p.batch.q.Failures()
 }
 
 // ExportedSpans reports how many spans the exporter accepted.
@@ -319,7 +319,7 @@ func (p *Provider) ExportedSpans() uint64 {
 	if p == nil || p.batch == nil {
 		return 0
 	}
-	return p.batch.exported.Load()
+	return p.batch.q.Exported()
 }
 
 // Shutdown flushes and stops every processor and exporter by ctx's deadline.

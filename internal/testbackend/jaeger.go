@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -118,41 +117,8 @@ func StartJaeger(t testing.TB) *Jaeger {
 	// Jaeger's own tracing would otherwise dial localhost:4317, someone
 	// else's collector perhaps.
 	cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none", "OTEL_SDK_DISABLED=true")
-	cmd.Stdout, cmd.Stderr = j.logs, j.logs
-	dieWithParent(cmd)
-	if err := cmd.Start(); err != nil {
-		Missing(t, "Jaeger v2", fmt.Sprintf("%s failed to start: %v; %s", bin, err, jaegerHowTo))
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("jaeger output:\n%s", j.logs.String())
-		}
-	})
-
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if j.ready(otlpGRPC, otlpHTTP) {
-			return j
-		}
-		select {
-		case <-exited:
-			t.Fatalf("jaeger exited before it was ready:\n%s", j.logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("jaeger not ready after 30s:\n%s", j.logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	launch(t, "jaeger", cmd, j.logs, jaegerHowTo, func() bool { return j.ready(otlpGRPC, otlpHTTP) })
+	return j
 }
 
 func (j *Jaeger) ready(ports ...int) bool {

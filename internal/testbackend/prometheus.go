@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -91,45 +90,15 @@ func StartPrometheus(t testing.TB, opts PrometheusOptions) *Prometheus {
 		"--enable-feature=exemplar-storage,native-histograms",
 		"--log.level=warn",
 	)
-	cmd.Stdout, cmd.Stderr = p.logs, p.logs
-	dieWithParent(cmd)
-	if err := cmd.Start(); err != nil {
-		Missing(t, "Prometheus", fmt.Sprintf("%s failed to start: %v; %s", bin, err, prometheusHowTo))
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("prometheus output:\n%s", p.logs.String())
-		}
-	})
-
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	launch(t, "prometheus", cmd, p.logs, prometheusHowTo, func() bool {
 		resp, err := p.client.Get(p.URL + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
+		if err != nil {
+			return false
 		}
-		select {
-		case <-exited:
-			t.Fatalf("prometheus exited before it was ready:\n%s", p.logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready after 30s:\n%s", p.logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return p
 }
 
 // Sample is one element of an instant vector.

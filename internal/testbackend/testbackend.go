@@ -4,10 +4,14 @@
 package testbackend
 
 import (
+	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"strconv"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // InCI reports whether the tests run in CI (CI=true), where a missing backend
@@ -36,4 +40,44 @@ func FreePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// launch starts cmd (a backend named name, its output to logs), stops it
+// when the test ends (SIGTERM, then SIGKILL after 5s; its output logged if
+// the test failed), and waits up to 30s for ready. A backend that cannot
+// start is Missing (howTo says how to get it); one that exits or is not
+// ready in time fails the test.
+func launch(t testing.TB, name string, cmd *exec.Cmd, logs *lockedBuffer, howTo string, ready func() bool) {
+	t.Helper()
+	cmd.Stdout, cmd.Stderr = logs, logs
+	dieWithParent(cmd)
+	if err := cmd.Start(); err != nil {
+		Missing(t, name, fmt.Sprintf("%s failed to start: %v; %s", cmd.Path, err, howTo))
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, logs.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for !ready() {
+		select {
+		case <-exited:
+			t.Fatalf("%s exited before it was ready:\n%s", name, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready after 30s:\n%s", name, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -195,5 +196,22 @@ func TestLogsAdminGlobalTTLShownAndReverted(t *testing.T) {
 	slog.Debug("debug no more")
 	if len(lb.find(t, "debug now")) != 1 || len(lb.find(t, "debug no more")) != 0 {
 		t.Errorf("lines: %s", lb.String())
+	}
+}
+
+func TestLogsAdminNamedLevelsBounded(t *testing.T) {
+	obs, _ := logsInit(t, map[string]string{"OBSERVE_ADMIN_TOKEN": "tok"})
+	h := obs.AdminHandler()
+	for i := range logging.MaxNamedLevels {
+		if _, err := obs.Levels().Set(fmt.Sprintf("svc%d", i), slog.LevelDebug, 0, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, m := logsAdmin(t, h, "PUT", `{"level":"debug","logger":"one.too.many"}`, "127.0.0.1:1", "Bearer tok")
+	if msg, _ := m["error"].(string); code != http.StatusBadRequest || !strings.Contains(msg, "too many loggers") {
+		t.Errorf("past the bound: %d %v, want 400 saying so", code, m)
+	}
+	if code, m := logsAdmin(t, h, "PUT", `{"level":"error","logger":"svc3"}`, "127.0.0.1:1", "Bearer tok"); code != http.StatusOK {
+		t.Errorf("changing an existing level at the bound: %d %v", code, m)
 	}
 }

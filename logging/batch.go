@@ -31,11 +31,12 @@ type batchProcessor struct {
 
 	// pending holds records from enqueue, converted by the worker; a lock
 	// of its own keeps callers clear of the worker's OnEmit calls.
-	pmu      sync.Mutex
-	pending  []pendingRecord
-	npending atomic.Int64
-	convMu   sync.Mutex      // one convertPending at a time, in order
-	spare    []pendingRecord // swapped with pending, under convMu
+	pmu        sync.Mutex
+	pending    []pendingRecord
+	npending   atomic.Int64    // len(pending)
+	converting atomic.Int64    // taken from pending, being converted
+	convMu     sync.Mutex      // one convertPending at a time, in order
+	spare      []pendingRecord // swapped with pending, under convMu
 	// convert turns a pending record into an SDK record and emits it (the
 	// OTel slog bridge on the provider whose processor this is). Set once,
 	// before the first enqueue.
@@ -68,6 +69,7 @@ func newBatchProcessor(exp sdklog.Exporter, delay, timeout time.Duration) *batch
 	p.q = batch.New(batch.Config{Delay: delay, Timeout: timeout}, batch.Hooks[sdklog.Record]{
 		Export:    exp.Export,
 		Prepare:   p.convertPending,
+		Pending:   func() int { return int(p.npending.Load()) },
 		Failed:    p.warnFailed,
 		QueueFull: p.warnDropped,
 	})
@@ -83,7 +85,11 @@ func (p *batchProcessor) Enabled(context.Context, sdklog.EnabledParameters) bool
 }
 
 // OnEmit queues a copy of r, or drops and counts it.
-func (p *batchProcessor) OnEmit(_ context.Context, r *sdklog.Record) error {
+func (p *batchProcessor) OnEmit(ctx context.Context, r *sdklog.Record) error {
+	if t, ok := ctx.Value(observedKey{}).(time.Time); ok {
+		// Converted by the worker: observed when it was logged, not now.
+		r.SetObservedTimestamp(t)
+	}
 	if p.q.Len() >= p.q.Config().MaxQueue && !p.q.Stopping() {
 		// Full: no copy of a record that is to be dropped.
 		p.q.Drop(1)
@@ -93,6 +99,11 @@ func (p *batchProcessor) OnEmit(_ context.Context, r *sdklog.Record) error {
 	p.q.Add(r.Clone())
 	return nil
 }
+
+// observedKey carries, from the worker's conversion to OnEmit, when a
+// handed-over record was logged: the SDK would otherwise stamp it observed
+// when converted, which a backoff can delay by seconds.
+type observedKey struct{}
 
 // pendingRecord is a record handed over by enqueue, with the trace context
 // of the call that logged it.
@@ -115,7 +126,13 @@ func (p *batchProcessor) enqueue(pr pendingRecord) {
 	}
 	cfg := p.q.Config()
 	p.pmu.Lock()
-	n := len(p.pending) + p.q.Len()
+	if p.closing.Load() {
+		// Again under the lock: Shutdown counts what is pending under it.
+		p.pmu.Unlock()
+		p.q.Drop(1)
+		return
+	}
+	n := len(p.pending) + int(p.converting.Load()) + p.q.Len()
 	if n >= cfg.MaxQueue {
 		p.pmu.Unlock()
 		p.q.Drop(1)
@@ -125,7 +142,7 @@ func (p *batchProcessor) enqueue(pr pendingRecord) {
 	p.pending = append(p.pending, pr)
 	p.npending.Store(int64(len(p.pending)))
 	p.pmu.Unlock()
-	if n+1 == cfg.MaxBatch {
+	if n+1 >= cfg.MaxBatch {
 		p.q.Wake()
 	}
 }
@@ -141,11 +158,13 @@ func (p *batchProcessor) convertPendingBy(ctx context.Context) {
 	p.pmu.Lock()
 	tmp := p.pending
 	p.pending = p.spare[:0]
+	p.converting.Store(int64(len(tmp))) // before npending: counted twice, never not at all
 	p.npending.Store(0)
 	p.pmu.Unlock()
 	defer func() {
 		clear(tmp)
 		p.spare = tmp[:0]
+		p.converting.Store(0)
 	}()
 	if len(tmp) == 0 {
 		return
@@ -165,7 +184,11 @@ func (p *batchProcessor) convertPendingBy(ctx context.Context) {
 		if pr.sc.IsValid() {
 			ctx = trace.ContextWithSpanContext(bg, pr.sc)
 		}
-		p.convertOne(ctx, pr)
+		observed := pr.r.Time
+		if observed.IsZero() {
+			observed = time.Now()
+		}
+		p.convertOne(context.WithValue(ctx, observedKey{}, observed), pr)
 	}
 }
 
@@ -207,6 +230,12 @@ func (p *batchProcessor) ForceFlush(ctx context.Context) error { return p.q.Forc
 // ctx's deadline; past it, the export in flight is cancelled.
 func (p *batchProcessor) Shutdown(ctx context.Context) error {
 	p.stopOnce.Do(func() {
+		// Whoever shut the SDK provider down, it takes no more records:
+		// what is still pending is counted, not converted.
+		p.pmu.Lock()
+		p.closing.Store(true)
+		p.sdkDown.Store(true)
+		p.pmu.Unlock()
 		p.stopErr = p.q.Shutdown(ctx)
 		// Records handed over after the last conversion are counted.
 		p.pmu.Lock()

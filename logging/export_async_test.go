@@ -2,8 +2,12 @@ package logging
 
 import (
 	"context"
+	"errors"
+	"io"
 	"log/slog"
 	"reflect"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -161,5 +165,93 @@ func TestShutdownWithEndedContextStopsTheWorker(t *testing.T) {
 	goleak.VerifyNone(t, before)
 	if h.Dropped() != 3000 {
 		t.Errorf("dropped %d of 3000 (none exported), want all counted", h.Dropped())
+	}
+}
+
+// Records handed over while Shutdown runs are exported or counted as
+// dropped, none lost.
+func TestHandOverRacingShutdownIsAccountedFor(t *testing.T) {
+	for range 30 {
+		exp := &memExporter{}
+		prov, err := NewLoggerProvider(context.Background(), OTLPConfig{Exporter: exp, ExportInterval: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		newTest(Options{LoggerProvider: prov}) // sets convert's logger for WARN lines
+		var handed atomic.Int64
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for !prov.batch.closing.Load() {
+					handed.Add(1)
+					prov.batch.enqueue(pendingRecord{r: slog.NewRecord(time.Now(), slog.LevelInfo, "m", 0)})
+				}
+			})
+		}
+		time.Sleep(time.Millisecond)
+		_ = prov.Shutdown(context.Background())
+		wg.Wait()
+		if got := int64(len(exp.all())) + int64(prov.Dropped()); got != handed.Load() {
+			t.Fatalf("%d handed over, %d exported + %d dropped", handed.Load(), len(exp.all()), prov.Dropped())
+		}
+	}
+}
+
+// A record converted late (the worker waits for its batch) is still stamped
+// observed when it was logged.
+func TestHandedOverRecordObservedWhenLogged(t *testing.T) {
+	exp := &memExporter{}
+	prov, err := NewLoggerProvider(context.Background(), OTLPConfig{Exporter: exp, ExportInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, _, _ := newTest(Options{LoggerProvider: prov})
+	before := time.Now()
+	log.Info("m")
+	after := time.Now()
+	time.Sleep(200 * time.Millisecond)
+	if err := prov.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	recs := exp.all()
+	if len(recs) != 1 {
+		t.Fatalf("%d exported", len(recs))
+	}
+	if o := recs[0].ObservedTimestamp(); o.Before(before) || o.After(after) {
+		t.Errorf("observed %v, logged between %v and %v", o, before, after)
+	}
+}
+
+// panicky is a slog.Handler whose Handle panics with v.
+type panicky struct {
+	slog.Handler
+	v any
+}
+
+func (p panicky) Handle(context.Context, slog.Record) error { panic(p.v) }
+
+// counting is a slog.Handler that counts what it is given.
+type counting struct {
+	slog.Handler
+	n *int
+}
+
+func (c counting) Handle(context.Context, slog.Record) error { *c.n++; return nil }
+
+// The fanout recovers a writer's panic, still feeds the other writer, and
+// keeps an error panic's identity.
+func TestFanoutRecoversAndKeepsTheOtherWriter(t *testing.T) {
+	boom := errors.New("boom")
+	base := slog.NewJSONHandler(io.Discard, nil)
+	for _, v := range []any{boom, "a string"} {
+		n := 0
+		f := &fanout{w: panicky{base, v}, x: counting{base, &n}}
+		err := f.Handle(context.Background(), slog.NewRecord(time.Now(), slog.LevelInfo, "m", 0))
+		if err == nil || n != 1 {
+			t.Fatalf("panic %v: err %v, other writer got %d records", v, err, n)
+		}
+		if v == boom && !errors.Is(err, boom) {
+			t.Errorf("the panic's error is lost: %v", err)
+		}
 	}
 }

@@ -207,7 +207,11 @@ func (f *fanout) WithGroup(name string) slog.Handler {
 func handleRecovered(h slog.Handler, ctx context.Context, r slog.Record) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = fmt.Errorf("logging: handler panicked: %v", v)
+			if e, ok := v.(error); ok {
+				err = fmt.Errorf("logging: handler panicked: %w", e)
+			} else {
+				err = fmt.Errorf("logging: handler panicked: %v", v)
+			}
 		}
 	}()
 	return h.Handle(ctx, r)

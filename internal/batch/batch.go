@@ -10,8 +10,15 @@
 //     backoff (250ms doubling to 5s) instead of batch after batch, which
 //     burns the CPU the service needs; items queue meanwhile, and a full
 //     queue drops and counts them;
+//   - every item is accounted for: exported, or dropped and counted (an
+//     Add racing Shutdown included);
+//   - a drain exports what is held when it starts, and goes on only while
+//     a whole batch has piled up meanwhile (a few rounds at most), so a
+//     steady trickle neither turns batches into single items nor keeps the
+//     worker from a ForceFlush;
 //   - Shutdown returns by its deadline: past it, the export in flight is
-//     cancelled, and what is left is dropped and counted.
+//     cancelled (an exporter that ignores its context keeps the worker
+//     until it returns), and what is left is dropped and counted.
 package batch
 
 import (
@@ -37,6 +44,9 @@ type Hooks[T any] struct {
 	// Prepare, if set, runs on the worker before it takes the queue: for
 	// items handed over in another form, converted and Added there.
 	Prepare func()
+	// Pending, if set, says how many items wait for Prepare, so that the
+	// worker drains them too.
+	Pending func() int
 	// Failed, if set, is told of each failed export (already counted).
 	Failed func(err error, n int)
 	// QueueFull, if set, is told of each item dropped for a full queue
@@ -127,6 +137,13 @@ func (q *Queue[T]) Add(v T) bool {
 		return false
 	}
 	q.mu.Lock()
+	// Again under the lock: an Add that took it after Shutdown counted
+	// what was left would otherwise leave its item behind uncounted.
+	if q.stopping.Load() {
+		q.mu.Unlock()
+		q.dropped.Add(1)
+		return false
+	}
 	n := len(q.buf)
 	if n+int(q.inflight.Load()) >= q.c.MaxQueue {
 		q.mu.Unlock()
@@ -139,7 +156,7 @@ func (q *Queue[T]) Add(v T) bool {
 	q.buf = append(q.buf, v)
 	q.n.Store(int64(n + 1))
 	q.mu.Unlock()
-	if n+1 == q.c.MaxBatch {
+	if n+1 >= q.c.MaxBatch {
 		q.Wake()
 	}
 	return true
@@ -233,19 +250,16 @@ func (q *Queue[T]) run() {
 			full = nil // a failing backend waits for the timer
 		}
 		var ack chan struct{}
-		all, stopOnFail := true, true
 		select {
 		case <-q.stopCh:
-			q.drain(taken, true, false)
+			q.drainAll(taken)
 			return
 		case ack = <-q.flushCh:
-			stopOnFail = false
 		case <-full:
-			all = false
 		case <-timer.C:
 		}
 		var failed bool
-		taken, failed = q.drain(taken, all, stopOnFail)
+		taken, failed = q.drain(taken, ack == nil)
 		if ack != nil {
 			close(ack)
 		}
@@ -272,46 +286,81 @@ func NextBackoff(cur time.Duration, failed bool) time.Duration {
 	return min(2*cur, MaxBackoff)
 }
 
-// drain exports what is queued in batches, until fewer than a batch are left
-// (all: until nothing is). The buffers are swapped, not copied. With
-// stopOnFail, a failed export ends the drain and drops (counting) the rest of
-// what was taken: exporting it now would only fail again.
-func (q *Queue[T]) drain(taken []T, all, stopOnFail bool) ([]T, bool) {
+// maxRounds bounds the rounds of one drain, so that a steady flow of items
+// cannot keep the worker from its flush requests and timer.
+const maxRounds = 4
+
+// drain exports what is held (items handed over through Prepare included)
+// in batches: everything there when it starts, then, while at least a batch
+// has piled up meanwhile, more rounds (up to maxRounds). The buffers are
+// swapped, not copied. With stopOnFail, a failed export ends the drain and
+// drops (counting) the rest of what was taken: exporting it now would only
+// fail again. A ForceFlush's drain (stopOnFail false) takes one round: what
+// was queued before the call.
+func (q *Queue[T]) drain(taken []T, stopOnFail bool) ([]T, bool) {
 	failed := false
-	for {
-		if q.h.Prepare != nil {
-			q.h.Prepare()
+	for round := 0; round < maxRounds; round++ {
+		var ok bool
+		taken, ok = q.round(taken, stopOnFail)
+		if !ok {
+			failed = true
 		}
-		q.mu.Lock()
-		taken, q.buf = q.buf, taken[:0]
-		q.n.Store(0)
-		q.inflight.Store(int64(len(taken)))
-		q.mu.Unlock()
-		if len(taken) == 0 {
-			return taken, failed
-		}
-		for i := 0; i < len(taken); i += q.c.MaxBatch {
-			end := min(i+q.c.MaxBatch, len(taken))
-			err := q.export(taken[i:end])
-			q.inflight.Add(int64(i - end))
-			if err != nil {
-				failed = true
-				if stopOnFail {
-					q.dropped.Add(uint64(len(taken) - end))
-					break
-				}
-			}
-		}
-		q.inflight.Store(0)
-		clear(taken)
-		taken = taken[:0]
-		if failed && stopOnFail {
-			return taken, failed
-		}
-		if left := int(q.n.Load()); left == 0 || (!all && left < q.c.MaxBatch) {
-			return taken, failed
+		if !stopOnFail || failed || q.held() < q.c.MaxBatch {
+			break
 		}
 	}
+	return taken, failed
+}
+
+// drainAll exports everything, at Shutdown: Add refuses items by then, so it
+// ends.
+func (q *Queue[T]) drainAll(taken []T) {
+	for {
+		taken, _ = q.round(taken, false)
+		if q.held() == 0 {
+			return
+		}
+	}
+}
+
+// held is what waits for export: queued, or to be handed over by Prepare.
+func (q *Queue[T]) held() int {
+	n := int(q.n.Load())
+	if q.h.Pending != nil {
+		n += q.h.Pending()
+	}
+	return n
+}
+
+// round takes what is queued (after Prepare) and exports it in batches;
+// ok is false when an export failed.
+func (q *Queue[T]) round(taken []T, stopOnFail bool) ([]T, bool) {
+	if q.h.Prepare != nil {
+		q.h.Prepare()
+	}
+	q.mu.Lock()
+	// inflight before n: a reader of Len in between sees the items twice,
+	// never not at all.
+	q.inflight.Store(int64(len(q.buf)))
+	taken, q.buf = q.buf, taken[:0]
+	q.n.Store(0)
+	q.mu.Unlock()
+	ok := true
+	for i := 0; i < len(taken); i += q.c.MaxBatch {
+		end := min(i+q.c.MaxBatch, len(taken))
+		err := q.export(taken[i:end])
+		q.inflight.Add(int64(i - end))
+		if err != nil {
+			ok = false
+			if stopOnFail {
+				q.dropped.Add(uint64(len(taken) - end))
+				break
+			}
+		}
+	}
+	q.inflight.Store(0)
+	clear(taken)
+	return taken[:0], ok
 }
 
 func (q *Queue[T]) export(batch []T) error {

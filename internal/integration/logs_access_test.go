@@ -15,6 +15,7 @@ import (
 
 	"github.com/observekit/observe"
 	"github.com/observekit/observe/middleware"
+	"go.opentelemetry.io/otel"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
@@ -187,7 +188,14 @@ func TestLogsAccessLogAndDebugGRPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	ping(metadata.AppendToOutgoingContext(ctx, "x-observe-debug", "wrong"))
-	ping(metadata.AppendToOutgoingContext(ctx, "x-observe-debug", "grpc-tok"))
+	// The debug call runs under a client span of its own, so its trace is
+	// known here: the server's End event (and so its access line) may come
+	// after the client has its answer, and the access lines' order is not
+	// the calls' order.
+	dctx, dspan := otel.Tracer("test").Start(ctx, "debug call")
+	ping(metadata.AppendToOutgoingContext(dctx, "x-observe-debug", "grpc-tok"))
+	dspan.End()
+	debugTrace := dspan.SpanContext().TraceID().String()
 
 	logsEventually(t, 5*time.Second, "the access lines", func() bool { return len(lb.find(t, "rpc")) >= 3 })
 	rpcs := lb.find(t, "rpc")
@@ -202,8 +210,15 @@ func TestLogsAccessLogAndDebugGRPC(t *testing.T) {
 		t.Errorf("duration_ms: %v", r)
 	}
 	debug := lb.find(t, "ping debug")
-	if len(debug) != 1 || debug[0]["trace_id"] != rpcs[2]["trace_id"] {
-		t.Errorf("per-request debug over gRPC: %v", debug)
+	if len(debug) != 1 || debug[0]["trace_id"] != debugTrace {
+		t.Errorf("per-request debug over gRPC: %v, want one line in trace %s", debug, debugTrace)
+	}
+	found := false
+	for _, r := range rpcs {
+		found = found || r["trace_id"] == debugTrace
+	}
+	if !found {
+		t.Errorf("no access line for the debug call's trace %s: %v", debugTrace, rpcs)
 	}
 	for _, p := range lb.find(t, "ping") {
 		if p["saw_debug_md"] != false {

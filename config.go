@@ -1,10 +1,12 @@
 package observe
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -253,6 +255,7 @@ func loadConfig(getenv func(string) string, opts []Option) (*config, error) {
 			}
 		}
 	}
+	c.otlpEndpoint, c.otlpHeaders = endpointCredentials(c.otlpEndpoint, c.otlpHeaders)
 	for _, name := range []string{"OTEL_EXPORTER_OTLP_INSECURE", "OTEL_EXPORTER_OTLP_TRACES_INSECURE"} {
 		if v := strings.TrimSpace(getenv(name)); v != "" {
 			b, err := strconv.ParseBool(v)
@@ -473,6 +476,32 @@ func checkEndpoint(v string) error {
 		return errors.New("missing host")
 	}
 	return nil
+}
+
+// endpointCredentials moves credentials written into an OTLP endpoint URL
+// (http://user:password@collector:4318) into an Authorization: Basic header,
+// as curl and Prometheus read such a URL: the OTLP exporters would drop
+// them silently and every export would fail with 401. A header given in
+// OTEL_EXPORTER_OTLP_*HEADERS wins. The endpoint returned has no userinfo,
+// so no error or log line that names it can carry the password.
+func endpointCredentials(endpoint string, headers map[string]string) (string, map[string]string) {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.User == nil {
+		return endpoint, headers
+	}
+	user := u.User.Username()
+	pw, _ := u.User.Password()
+	u.User = nil
+	endpoint = u.String()
+	for k := range headers {
+		if strings.EqualFold(k, "authorization") {
+			return endpoint, headers
+		}
+	}
+	h := make(map[string]string, len(headers)+1)
+	maps.Copy(h, headers)
+	h["Authorization"] = "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pw))
+	return endpoint, h
 }
 
 func checkListenAddr(v string) error {

@@ -106,6 +106,7 @@ func loadLogsEnv(getenv func(string) string, c *config, bad func(variable, value
 			ls.otlp.Headers[k] = val
 		}
 	}
+	ls.otlp.Endpoint, ls.otlp.Headers = endpointCredentials(ls.otlp.Endpoint, ls.otlp.Headers)
 	for _, name := range []string{"OTEL_EXPORTER_OTLP_INSECURE", "OTEL_EXPORTER_OTLP_LOGS_INSECURE"} {
 		if v := strings.TrimSpace(getenv(name)); v != "" {
 			b, err := strconv.ParseBool(v)

@@ -89,6 +89,7 @@ func loadMetricsEnv(getenv func(string) string, c *config, bad func(variable, va
 			ms.otlp.Headers[k] = val
 		}
 	}
+	ms.otlp.Endpoint, ms.otlp.Headers = endpointCredentials(ms.otlp.Endpoint, ms.otlp.Headers)
 	for _, name := range []string{"OTEL_EXPORTER_OTLP_INSECURE", "OTEL_EXPORTER_OTLP_METRICS_INSECURE"} {
 		if v := strings.TrimSpace(getenv(name)); v != "" {
 			b, err := strconv.ParseBool(v)

@@ -401,3 +401,74 @@ func TestPanicValuesInHandlersPerContract(t *testing.T) {
 		t.Errorf("%d ERROR lines for 5 panics:\n%s", n, logs.String())
 	}
 }
+
+// hangSpanExporter and hangLogExporter ignore their contexts: every method
+// waits for release.
+type hangSpanExporter struct {
+	release chan struct{}
+	calls   atomic.Int32
+}
+
+func (e *hangSpanExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error {
+	e.calls.Add(1)
+	<-e.release
+	return nil
+}
+func (e *hangSpanExporter) Shutdown(context.Context) error { <-e.release; return nil }
+
+type hangLogExporter struct {
+	release chan struct{}
+	calls   atomic.Int32
+}
+
+func (e *hangLogExporter) Export(context.Context, []sdklog.Record) error {
+	e.calls.Add(1)
+	<-e.release
+	return nil
+}
+func (e *hangLogExporter) Shutdown(context.Context) error   { <-e.release; return nil }
+func (e *hangLogExporter) ForceFlush(context.Context) error { <-e.release; return nil }
+
+// A program's exporter that ignores its context (in Export, Shutdown and
+// ForceFlush) does not hold Shutdown past its deadline; observe's goroutines
+// end once the exporter returns.
+func TestShutdownByDeadlineWithExportersIgnoringTheirContext(t *testing.T) {
+	reliabEnv(t)
+	release := make(chan struct{})
+	se, le := &hangSpanExporter{release: release}, &hangLogExporter{release: release}
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+	obs, err := observe.Init(context.Background(), observe.WithLogWriter(&warnSink{}),
+		observe.WithSpanExporter(se), observe.WithLogExporter(le))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDriver(workHandler())
+	deadline := time.Now().Add(10 * time.Second)
+	for se.calls.Load() == 0 || le.calls.Load() == 0 {
+		d.serve(t, 600) // a full batch of spans and of records, each
+		if time.Now().After(deadline) {
+			t.Fatalf("exporters never called: spans %d, logs %d", se.calls.Load(), le.calls.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	const budget = 300 * time.Millisecond
+	took, err := shutdownWithin(obs, budget)
+	if took > budget+shutdownSlack {
+		t.Errorf("Shutdown took %s with a %s deadline", took, budget)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown: %v, want the deadline's error", err)
+	}
+	// Released, the exporters return and every goroutine of observe's ends
+	// (goleak checks at the end of the package's tests).
+	close(release)
+	released = true
+	if took, err := shutdownWithin(obs, time.Second); err == nil || took > time.Second {
+		t.Errorf("a second Shutdown: %v after %s, want the first's result at once", err, took)
+	}
+}

@@ -17,8 +17,9 @@
 //     steady trickle neither turns batches into single items nor keeps the
 //     worker from a ForceFlush;
 //   - Shutdown returns by its deadline: past it, the export in flight is
-//     cancelled (an exporter that ignores its context keeps the worker
-//     until it returns), and what is left is dropped and counted.
+//     cancelled, and what is left is dropped and counted; an exporter that
+//     ignores its context does not hold Shutdown (the worker ends when the
+//     export returns).
 package batch
 
 import (
@@ -66,6 +67,10 @@ const (
 	MinBackoff = 250 * time.Millisecond
 	MaxBackoff = 5 * time.Second
 )
+
+// abandonGrace is how long Shutdown, past its deadline, waits for the export
+// in flight to return after cancelling it.
+const abandonGrace = 50 * time.Millisecond
 
 // Queue is a bounded batching queue with its worker goroutine, started by
 // New and ended by Shutdown.
@@ -223,8 +228,17 @@ func (q *Queue[T]) Shutdown(ctx context.Context) error {
 		case <-q.done:
 		case <-ctx.Done():
 			q.cancelExport()
-			<-q.done
 			q.stopErr = ctx.Err()
+			// An exporter that honours its context returns at once; one
+			// that ignores it must not hold Shutdown (and the process's
+			// exit) hostage: the worker is left to end when it returns,
+			// dropping and counting whatever it still holds.
+			t := time.NewTimer(abandonGrace)
+			select {
+			case <-q.done:
+			case <-t.C:
+			}
+			t.Stop()
 		}
 		q.cancelExport()
 		// Items that raced past the stopping check are counted.

@@ -326,3 +326,42 @@ func TestSteadyFlowDoesNotStarveFlush(t *testing.T) {
 	}
 	_ = q.Shutdown(context.Background())
 }
+
+// An exporter that ignores its context does not hold Shutdown past its
+// deadline; the worker ends when the export returns, and what it held is
+// counted.
+func TestShutdownDoesNotWaitForAnExporterIgnoringItsContext(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	q := New(Config{MaxBatch: 2, Delay: time.Hour}, Hooks[int]{Export: func(context.Context, []int) error {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-release
+		return nil
+	}})
+	for i := range 5 {
+		q.Add(i)
+	}
+	<-entered
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := q.Shutdown(ctx)
+	if took := time.Since(start); took > 100*time.Millisecond+abandonGrace+200*time.Millisecond {
+		t.Errorf("Shutdown took %v past a 100ms deadline", took)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown: %v, want the deadline's error", err)
+	}
+	close(release)
+	select {
+	case <-q.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the worker did not end after the export returned")
+	}
+	if got := q.Exported() + q.Dropped(); got != 5 {
+		t.Errorf("exported %d + dropped %d = %d, want 5", q.Exported(), q.Dropped(), got)
+	}
+}

@@ -111,8 +111,10 @@ func TestTTLRevert(t *testing.T) {
 	reverted := make(chan Change, 4)
 	onRevert := func(ch Change) { reverted <- ch }
 
-	ch, err := c.Set("", slog.LevelDebug, 50*time.Millisecond, onRevert)
-	if err != nil || ch.From != slog.LevelInfo || ch.To != slog.LevelDebug || ch.TTL != 50*time.Millisecond {
+	// TTLs long enough for the checks in between to run first on a loaded
+	// machine under -race.
+	ch, err := c.Set("", slog.LevelDebug, 300*time.Millisecond, onRevert)
+	if err != nil || ch.From != slog.LevelInfo || ch.To != slog.LevelDebug || ch.TTL != 300*time.Millisecond {
 		t.Fatalf("Set: %+v %v", ch, err)
 	}
 	snap := c.Snapshot()
@@ -132,7 +134,7 @@ func TestTTLRevert(t *testing.T) {
 	}
 
 	// A logger without a level of its own goes back to inheriting.
-	if _, err := c.Set("db", slog.LevelDebug, 30*time.Millisecond, onRevert); err != nil {
+	if _, err := c.Set("db", slog.LevelDebug, 300*time.Millisecond, onRevert); err != nil {
 		t.Fatal(err)
 	}
 	if c.Snapshot().Reverts["db"].To != "inherit" {
@@ -165,7 +167,7 @@ func TestTTLStackedAndCancelled(t *testing.T) {
 		t.Errorf("stacked TTLs reverted to %v, want WARN", c.Level())
 	}
 	// A permanent change cancels a pending revert.
-	if _, err := c.Set("db", slog.LevelDebug, 30*time.Millisecond, onRevert); err != nil {
+	if _, err := c.Set("db", slog.LevelDebug, 500*time.Millisecond, onRevert); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Set("db", slog.LevelError, 0, onRevert); err != nil {
@@ -174,7 +176,7 @@ func TestTTLStackedAndCancelled(t *testing.T) {
 	select {
 	case r := <-reverted:
 		t.Fatalf("cancelled revert ran: %+v", r)
-	case <-time.After(150 * time.Millisecond):
+	case <-time.After(800 * time.Millisecond):
 	}
 	if c.LevelFor("db") != slog.LevelError {
 		t.Errorf("db = %v", c.LevelFor("db"))
@@ -185,11 +187,11 @@ func TestLevelControllerClose(t *testing.T) {
 	c := NewLevelController(slog.LevelInfo)
 	var mu sync.Mutex
 	ran := false
-	if _, err := c.Set("", slog.LevelDebug, 20*time.Millisecond, func(Change) { mu.Lock(); ran = true; mu.Unlock() }); err != nil {
+	if _, err := c.Set("", slog.LevelDebug, 200*time.Millisecond, func(Change) { mu.Lock(); ran = true; mu.Unlock() }); err != nil {
 		t.Fatal(err)
 	}
 	c.Close()
-	time.Sleep(60 * time.Millisecond)
+	time.Sleep(400 * time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
 	if ran {

@@ -368,6 +368,10 @@ func (h *grpcServerHandler) finish(st *rpcState, code codes.Code, err error) {
 		span.SetAttributes(attrs...)
 		releaseAttrs(ap, attrs)
 	}
+	// The span's end before the metric: tail sampling decides at the end
+	// whether to keep the trace, and only a kept trace's span context may
+	// become the duration's exemplar. (A test that waits for the span must
+	// poll for the metric.)
 	if st.tp != nil {
 		span.End()
 	}

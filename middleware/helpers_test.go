@@ -129,6 +129,22 @@ func (e *testEnv) metric(t testing.TB, name string) string {
 	return b.String()
 }
 
+// metricWith polls metric until it contains want (5s at most) and returns
+// it: a server records a call's metric just after it ends the call's span
+// (tail sampling decides at the end whether the span may be an exemplar),
+// so a test that waited for the span may be a moment early.
+func (e *testEnv) metricWith(t testing.TB, name, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := e.metric(t, name)
+		if strings.Contains(got, want) || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func itoa(n uint64) string {
 	if n == 0 {
 		return "0"

@@ -140,7 +140,7 @@ func TestLogsAdminChangeLoggedAndTTLReverts(t *testing.T) {
 	db := logging.Named("db.pool")
 	db.Debug("before")
 
-	code, m := logsAdmin(t, h, "PUT", `{"level":"debug","logger":"db","ttl":"300ms"}`, "192.0.2.44:3333", "Bearer tok")
+	code, m := logsAdmin(t, h, "PUT", `{"level":"debug","logger":"db","ttl":"2s"}`, "192.0.2.44:3333", "Bearer tok")
 	if code != 200 {
 		t.Fatalf("PUT: %d %v", code, m)
 	}
@@ -157,7 +157,7 @@ func TestLogsAdminChangeLoggedAndTTLReverts(t *testing.T) {
 	}
 	c := changed[0]
 	if c["level"] != "WARN" || !strings.HasPrefix(c["who"].(string), "192.0.2.44:3333") || c["target"] != "db" ||
-		c["from"] != "error" || c["to"] != "debug" || c["ttl"] != "300ms" {
+		c["from"] != "error" || c["to"] != "debug" || c["ttl"] != "2s" {
 		t.Errorf("change line: %v", c)
 	}
 	if strings.Contains(lb.String(), `"tok"`) || strings.Contains(lb.String(), "Bearer tok") {
@@ -182,7 +182,7 @@ func TestLogsAdminChangeLoggedAndTTLReverts(t *testing.T) {
 func TestLogsAdminGlobalTTLShownAndReverted(t *testing.T) {
 	obs, lb := logsInit(t, nil)
 	h := obs.AdminHandler()
-	code, m := logsAdmin(t, h, "PUT", `{"level":"debug","ttl":"250ms"}`, "127.0.0.1:9", "")
+	code, m := logsAdmin(t, h, "PUT", `{"level":"debug","ttl":"2s"}`, "127.0.0.1:9", "")
 	if code != 200 || m["level"] != "debug" {
 		t.Fatalf("PUT: %d %v", code, m)
 	}

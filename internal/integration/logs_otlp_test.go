@@ -318,7 +318,9 @@ func TestLogsOTLPUnreachableIsNoError(t *testing.T) {
 	})
 	start := time.Now()
 	slog.Info("line despite the collector")
-	if d := time.Since(start); d > 100*time.Millisecond {
+	// Under the 300ms export timeout a wait on the network would take;
+	// room above a scheduler stall on a loaded machine.
+	if d := time.Since(start); d > 250*time.Millisecond {
 		t.Errorf("logging waited on the network: %v", d)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)

@@ -81,4 +81,3 @@ func TestEndpointCredentialsBecomeBasicAuth(t *testing.T) {
 		})
 	}
 }
-

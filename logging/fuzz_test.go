@@ -1,9 +1,15 @@
 package logging
 
 import (
+	"bytes"
+	"encoding/base64"
 	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // levelRequestErrors matches every message ParseLevelRequest may return:
@@ -87,6 +93,52 @@ func FuzzParseSampleRates(f *testing.F) {
 		}
 		if s := newSampler(r, nil); s != nil && (s.debugRate <= 0 || s.infoRate <= 0) {
 			t.Fatalf("sampler with a zero rate from %q", r.String())
+		}
+	})
+}
+
+// FuzzDebugProof: the per-request debug proof (the observe.debug baggage
+// member a service receives from the wire) never panics the verifier; a
+// proof minted for a trace verifies for that trace only; a fuzzed proof
+// verifies only when it is the one minted (same expiry, same signature
+// bytes), so a truncated, padded or other trace's signature never passes.
+func FuzzDebugProof(f *testing.F) {
+	now := time.Unix(1_800_000_000, 0)
+	dv := newDebugVerifier("fuzz-admin-token")
+	tid := trace.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+	good := dv.mint(tid, now)
+	f.Add(good, tid[:])
+	f.Add(good+"x", tid[:])
+	f.Add(good[:len(good)-2], tid[:])
+	f.Add("1.zzzzzzzzzzzzz.AAAA", tid[:])
+	f.Add("1.-1.AAAA", make([]byte, 16))
+	f.Add("2."+good[2:], tid[:])
+	f.Add("", []byte{})
+	f.Fuzz(func(t *testing.T, proof string, id []byte) {
+		var tid trace.TraceID
+		copy(tid[:], id)
+		if dv.verify(proof, tid, now) {
+			// Accepted: it must carry this trace's signature for an
+			// expiry within the window.
+			_, rest, _ := strings.Cut(proof, ".")
+			expS, sigS, _ := strings.Cut(rest, ".")
+			exp, err := strconv.ParseInt(expS, 36, 64)
+			sig, err2 := base64.RawURLEncoding.DecodeString(sigS)
+			if err != nil || err2 != nil || exp <= now.Unix() || !bytes.Equal(sig, dv.mac(tid, exp)) {
+				t.Fatalf("verify accepted %q for trace %s", proof, tid)
+			}
+		}
+		minted := dv.mint(tid, now)
+		if !dv.verify(minted, tid, now) {
+			t.Fatalf("a freshly minted proof %q does not verify", minted)
+		}
+		other := tid
+		other[0] ^= 0xff
+		if dv.verify(minted, other, now) {
+			t.Fatalf("proof for %s verifies for %s", tid, other)
+		}
+		if dv.verify(minted, tid, now.Add(DebugProofTTL+time.Second)) {
+			t.Fatal("an expired proof verifies")
 		}
 	})
 }

@@ -3,6 +3,9 @@ package observe
 import (
 	"context"
 	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"strings"
 	"testing"
@@ -39,4 +42,70 @@ func TestPanicInOptionIsAnInitError(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "sentinel") {
 		t.Errorf("Init with an option panicking with an error: %v", err)
 	}
+}
+
+// The admin token check: right answers, and a constant-time comparison of
+// fixed-length digests, pinned in the source (a timing test would be noise
+// on a shared machine; this fails if the comparison becomes ==, or
+// subtle.ConstantTimeCompare on the raw strings, which returns early on a
+// length mismatch).
+func TestBearerComparedInConstantTime(t *testing.T) {
+	const tok = "s3cret-admin"
+	for _, c := range []struct {
+		header string
+		ok     bool
+	}{
+		{"Bearer " + tok, true}, {"bearer " + tok, true}, {"BEARER  " + tok + " ", true},
+		{"Bearer " + tok[:len(tok)-1], false}, {"Bearer " + tok + "x", false}, {"Bearer", false},
+		{"Basic " + tok, false}, {tok, false}, {"", false}, {"Bearer ", false},
+	} {
+		if got := bearerMatches(c.header, tok); got != c.ok {
+			t.Errorf("bearerMatches(%q) = %v, want %v", c.header, got, c.ok)
+		}
+	}
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "admin.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fn *ast.FuncDecl
+	for _, d := range f.Decls {
+		if d, ok := d.(*ast.FuncDecl); ok && d.Name.Name == "bearerMatches" {
+			fn = d
+		}
+	}
+	if fn == nil {
+		t.Fatal("bearerMatches not found in admin.go")
+	}
+	var calls []string
+	ast.Inspect(fn.Body, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.CallExpr:
+			if sel, ok := n.Fun.(*ast.SelectorExpr); ok {
+				if x, ok := sel.X.(*ast.Ident); ok {
+					calls = append(calls, x.Name+"."+sel.Sel.Name)
+				}
+			}
+		case *ast.BinaryExpr:
+			if (n.Op == token.EQL || n.Op == token.NEQ) && mentions(n, "token") {
+				t.Errorf("%s: the token is compared with %s", fset.Position(n.Pos()), n.Op)
+			}
+		}
+		return true
+	})
+	joined := strings.Join(calls, " ")
+	if !strings.Contains(joined, "subtle.ConstantTimeCompare") || strings.Count(joined, "sha256.Sum256") != 2 {
+		t.Errorf("bearerMatches must compare SHA-256 digests with subtle.ConstantTimeCompare; it calls %v", calls)
+	}
+}
+
+func mentions(n ast.Node, name string) bool {
+	found := false
+	ast.Inspect(n, func(n ast.Node) bool {
+		if id, ok := n.(*ast.Ident); ok && id.Name == name {
+			found = true
+		}
+		return !found
+	})
+	return found
 }

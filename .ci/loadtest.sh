@@ -33,6 +33,13 @@ run() {
 import re, sys
 out, t0, t1, hz = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+# A service answering errors (or dropping connections) fast is no result.
+bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+if bad and int(bad.group(1)) > 0:
+    sys.exit(f"loadtest: {bad.group(1)} non-2xx responses:\n{out}")
+sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+if sock and sum(map(int, sock.groups())) > 0:
+    sys.exit(f"loadtest: socket errors:\n{out}")
 n = int(re.search(r"(\d+) requests in", out).group(1))
 m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
 p99 = float(m.group(1)) * {"us": 1e-3, "ms": 1, "s": 1e3}[m.group(2)]

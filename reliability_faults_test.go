@@ -348,8 +348,14 @@ func runFaultCell(t *testing.T, c *faultCell) {
 	if m := median(c.initTimes); m > initBudget {
 		t.Errorf("Init median %s > %s (all: %v)", m, initBudget, c.initTimes)
 	}
-	if mx := slicesMax(c.initTimes); mx > 4*initBudget {
-		t.Errorf("Init max %s > %s (all: %v)", mx, 4*initBudget, c.initTimes)
+	// Every Init within the budget; under the race detector (several
+	// times slower, on a machine shared with other jobs) within four.
+	maxInit := initBudget
+	if raceEnabled {
+		maxInit = 4 * initBudget
+	}
+	if mx := slicesMax(c.initTimes); mx > maxInit {
+		t.Errorf("Init max %s > %s (all: %v)", mx, maxInit, c.initTimes)
 	}
 	if ratio, delta := c.p99Ratio(), median(c.p99On)-median(c.p99Off); ratio > p99Tolerance() && delta > p99AbsTolerance() {
 		t.Errorf("p99 ratio %.2f > %.2f and +%s > %s (off %v, on %v)", ratio, p99Tolerance(), delta, p99AbsTolerance(), c.p99Off, c.p99On)
@@ -406,7 +412,10 @@ func checkDropsCounted(t *testing.T, c *faultCell, obs *observe.Observer, sink *
 		for _, m := range warnMarker(c.signal) {
 			c.warnLines += sink.count(m)
 		}
-		dropsOK := c.signal != "traces" || c.dropped > 0
+		// Spans and log records are dropped (the load overflows the
+		// queues while the backend fails) and must be counted; metrics are
+		// aggregates, which a failed push does not lose.
+		dropsOK := c.signal == "metrics" || c.dropped > 0
 		if c.failures > 0 && dropsOK && c.warnLines > 0 {
 			break
 		}

@@ -298,7 +298,7 @@ func (o *Observer) stop(ctx context.Context) error {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	return errors.Join(errs...)
+	return o.scrubError(errors.Join(errs...))
 }
 
 // Logger returns the observe logger (also slog.Default() after Init).

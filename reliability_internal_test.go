@@ -109,3 +109,37 @@ func mentions(n ast.Node, name string) bool {
 	})
 	return found
 }
+
+// The errors observe hands back have the configured secrets masked (an
+// exporter's error may carry a backend's echo of the request's headers),
+// and are still what they wrap for errors.Is.
+func TestScrubErrorMasksConfiguredSecrets(t *testing.T) {
+	c := &config{
+		otlpHeaders:       map[string]string{"Authorization": "Bearer tok-abcdef123", "x-tenant": "a"},
+		adminToken:        "admin-s3cret",
+		pyroscopePassword: "pyro-pass-42",
+	}
+	c.metrics.otlp.Headers = map[string]string{"x-api-key": "key-77889900"}
+	o := &Observer{cfg: c}
+	inner := errors.Join(context.DeadlineExceeded, errors.New(
+		"failed: 400 (body: got tok-abcdef123 and key-77889900, admin-s3cret, pyro-pass-42; tenant a)"))
+	err := o.scrubError(inner)
+	for _, s := range []string{"tok-abcdef123", "key-77889900", "admin-s3cret", "pyro-pass-42"} {
+		if strings.Contains(err.Error(), s) {
+			t.Errorf("%q left in %q", s, err.Error())
+		}
+	}
+	if !strings.Contains(err.Error(), "tenant a") || !strings.Contains(err.Error(), "failed: 400") {
+		t.Errorf("short values and the rest of the text must stay: %q", err.Error())
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Error("errors.Is lost the deadline")
+	}
+	if errors.Unwrap(err) != nil {
+		t.Error("the scrubbed error unwraps to the original text")
+	}
+	clean := errors.New("nothing to hide")
+	if o.scrubError(clean) != clean || o.scrubError(nil) != nil {
+		t.Error("an error without secrets must come back as is")
+	}
+}

@@ -18,6 +18,7 @@ import (
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -251,7 +252,10 @@ func (s *FaultServer) startHTTPStatus(code int) error {
 			}
 			w.Header().Set("Content-Type", "text/plain")
 			w.WriteHeader(code)
-			fmt.Fprintf(w, "fault server: %d %s\n", code, http.StatusText(code))
+			// The request's headers echoed, as a debugging proxy might:
+			// the exporter's error carries the body, so a test scanning
+			// for leaked credentials sees them come back.
+			fmt.Fprintf(w, "fault server: %d %s; request headers: %v\n", code, http.StatusText(code), r.Header)
 		}),
 	}
 	done := make(chan struct{})
@@ -353,14 +357,17 @@ func (s *FaultServer) startGRPCStatus(code codes.Code) error {
 func (s *FaultServer) serveGRPC(ln net.Listener, code codes.Code, count bool) error {
 	s.Addr = ln.Addr().String()
 	srv := grpc.NewServer()
-	fail := func() error {
+	fail := func(ctx context.Context) error {
 		if count {
 			s.hits.Add(1)
 		}
 		if code == codes.OK {
 			return nil
 		}
-		return status.Error(code, "fault server: "+code.String())
+		// The request's metadata echoed in the status message, as the HTTP
+		// faults echo headers.
+		md, _ := metadata.FromIncomingContext(ctx)
+		return status.Errorf(code, "fault server: %s; request metadata: %v", code, md)
 	}
 	coltracepb.RegisterTraceServiceServer(srv, &faultTraces{fail: fail})
 	colmetricspb.RegisterMetricsServiceServer(srv, &faultMetrics{fail: fail})
@@ -376,11 +383,11 @@ func (s *FaultServer) serveGRPC(ln net.Listener, code codes.Code, count bool) er
 
 type faultTraces struct {
 	coltracepb.UnimplementedTraceServiceServer
-	fail func() error
+	fail func(context.Context) error
 }
 
-func (f *faultTraces) Export(context.Context, *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
-	if err := f.fail(); err != nil {
+func (f *faultTraces) Export(ctx context.Context, _ *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	if err := f.fail(ctx); err != nil {
 		return nil, err
 	}
 	return &coltracepb.ExportTraceServiceResponse{}, nil
@@ -388,11 +395,11 @@ func (f *faultTraces) Export(context.Context, *coltracepb.ExportTraceServiceRequ
 
 type faultMetrics struct {
 	colmetricspb.UnimplementedMetricsServiceServer
-	fail func() error
+	fail func(context.Context) error
 }
 
-func (f *faultMetrics) Export(context.Context, *colmetricspb.ExportMetricsServiceRequest) (*colmetricspb.ExportMetricsServiceResponse, error) {
-	if err := f.fail(); err != nil {
+func (f *faultMetrics) Export(ctx context.Context, _ *colmetricspb.ExportMetricsServiceRequest) (*colmetricspb.ExportMetricsServiceResponse, error) {
+	if err := f.fail(ctx); err != nil {
 		return nil, err
 	}
 	return &colmetricspb.ExportMetricsServiceResponse{}, nil
@@ -400,11 +407,11 @@ func (f *faultMetrics) Export(context.Context, *colmetricspb.ExportMetricsServic
 
 type faultLogs struct {
 	collogspb.UnimplementedLogsServiceServer
-	fail func() error
+	fail func(context.Context) error
 }
 
-func (f *faultLogs) Export(context.Context, *collogspb.ExportLogsServiceRequest) (*collogspb.ExportLogsServiceResponse, error) {
-	if err := f.fail(); err != nil {
+func (f *faultLogs) Export(ctx context.Context, _ *collogspb.ExportLogsServiceRequest) (*collogspb.ExportLogsServiceResponse, error) {
+	if err := f.fail(ctx); err != nil {
 		return nil, err
 	}
 	return &collogspb.ExportLogsServiceResponse{}, nil

@@ -145,6 +145,11 @@ func TestPushNamedTaggedAuthenticated(t *testing.T) {
 			t.Errorf("upload spy %q, multipart %v, %s..%s", u.SpyName, u.Multipart, u.From, u.Until)
 		}
 	}
+	// The receiver records an upload before it answers; the profiler counts
+	// it once the answer is back.
+	for deadline := time.Now().Add(5 * time.Second); p.UploadedProfiles() == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if p.UploadedProfiles() == 0 || p.DroppedProfiles() != 0 {
 		t.Errorf("uploaded %d, dropped %d", p.UploadedProfiles(), p.DroppedProfiles())
 	}

@@ -64,6 +64,11 @@ func TestProfilingPushNamedTaggedAuthenticated(t *testing.T) {
 			t.Error("a mutex or block profile was pushed without WithMutexProfiling/WithBlockProfiling")
 		}
 	}
+	// The receiver records an upload before it answers; the profiler counts
+	// it once the answer is back.
+	for deadline := time.Now().Add(5 * time.Second); obs.Profiler().UploadedProfiles() == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if obs.Profiler().UploadedProfiles() == 0 || obs.Profiler().DroppedProfiles() != 0 {
 		t.Errorf("uploaded %d, dropped %d", obs.Profiler().UploadedProfiles(), obs.Profiler().DroppedProfiles())
 	}

@@ -147,9 +147,7 @@ func TestPushNamedTaggedAuthenticated(t *testing.T) {
 	}
 	// The receiver records an upload before it answers; the profiler counts
 	// it once the answer is back.
-	for deadline := time.Now().Add(5 * time.Second); p.UploadedProfiles() == 0 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testbackend.Eventually(5*time.Second, func() bool { return p.UploadedProfiles() > 0 })
 	if p.UploadedProfiles() == 0 || p.DroppedProfiles() != 0 {
 		t.Errorf("uploaded %d, dropped %d", p.UploadedProfiles(), p.DroppedProfiles())
 	}
@@ -213,10 +211,7 @@ func TestServerDownDropsAndCounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for p.DroppedProfiles() < 3 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	testbackend.Eventually(20*time.Second, func() bool { return p.DroppedProfiles() >= 3 })
 	start := time.Now()
 	stop(t, p)
 	if d := time.Since(start); d > 2*time.Second {
@@ -246,10 +241,7 @@ func TestStopHonoursItsDeadlineWhenTheServerHangs(t *testing.T) {
 	}
 	// The aborted uploads end at once; goleak (TestMain) checks that
 	// nothing is left.
-	deadline := time.Now().Add(5 * time.Second)
-	for p.DroppedProfiles() == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testbackend.Eventually(5*time.Second, func() bool { return p.DroppedProfiles() > 0 })
 	if p.DroppedProfiles() == 0 {
 		t.Error("aborted uploads were not counted as dropped")
 	}

@@ -66,9 +66,7 @@ func TestProfilingPushNamedTaggedAuthenticated(t *testing.T) {
 	}
 	// The receiver records an upload before it answers; the profiler counts
 	// it once the answer is back.
-	for deadline := time.Now().Add(5 * time.Second); obs.Profiler().UploadedProfiles() == 0 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testbackend.Eventually(5*time.Second, func() bool { return obs.Profiler().UploadedProfiles() > 0 })
 	if obs.Profiler().UploadedProfiles() == 0 || obs.Profiler().DroppedProfiles() != 0 {
 		t.Errorf("uploaded %d, dropped %d", obs.Profiler().UploadedProfiles(), obs.Profiler().DroppedProfiles())
 	}
@@ -81,10 +79,7 @@ func TestProfilingWrongCredentialsAreCountedDrops(t *testing.T) {
 		"PYROSCOPE_BASIC_AUTH_USER":     "pyro",
 		"PYROSCOPE_BASIC_AUTH_PASSWORD": "wrong",
 	}, observe.WithProfileUploadInterval(time.Second))
-	deadline := time.Now().Add(20 * time.Second)
-	for obs.Profiler().DroppedProfiles() == 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	testbackend.Eventually(20*time.Second, func() bool { return obs.Profiler().DroppedProfiles() > 0 })
 	if obs.Profiler().DroppedProfiles() == 0 || len(recv.Uploads()) != 0 {
 		t.Errorf("401s: dropped %d, accepted %d", obs.Profiler().DroppedProfiles(), len(recv.Uploads()))
 	}
@@ -204,10 +199,7 @@ func TestProfilingServerDownCostsNothing(t *testing.T) {
 		}
 	}
 	recv.SetMode(testbackend.PyroscopeUp) // frees the held uploads: they fail
-	deadline := time.Now().Add(10 * time.Second)
-	for obs.Profiler().DroppedProfiles() == 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testbackend.Eventually(10*time.Second, func() bool { return obs.Profiler().DroppedProfiles() > 0 })
 
 	up, down := profQuantiles(lat[testbackend.PyroscopeUp]), profQuantiles(lat[testbackend.PyroscopeHang])
 	t.Logf("latency with the server up:   p50 %v p90 %v (%d requests)", up[0], up[1], len(lat[testbackend.PyroscopeUp]))
@@ -258,10 +250,7 @@ func TestProfilingServerRefusedIsNoError(t *testing.T) {
 	start := time.Now()
 	obs := profInit(t, map[string]string{"PYROSCOPE_SERVER_ADDRESS": addr}, observe.WithProfileUploadInterval(time.Second))
 	t.Logf("Init took %s", time.Since(start))
-	deadline := time.Now().Add(20 * time.Second)
-	for obs.Profiler().DroppedProfiles() < 2 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	testbackend.Eventually(20*time.Second, func() bool { return obs.Profiler().DroppedProfiles() >= 2 })
 	if obs.Profiler().DroppedProfiles() < 2 || obs.Profiler().ExportFailures() < 2 {
 		t.Errorf("dropped %d, failures %d with the server refusing", obs.Profiler().DroppedProfiles(), obs.Profiler().ExportFailures())
 	}

@@ -81,3 +81,15 @@ func launch(t testing.TB, name string, cmd *exec.Cmd, logs *lockedBuffer, howTo 
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// Eventually polls cond every 10ms until it holds or timeout passes, and
+// reports whether it held; the caller checks the condition again and fails
+// with what it found.
+func Eventually(timeout time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}

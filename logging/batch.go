@@ -189,6 +189,10 @@ func (p *batchProcessor) convertPendingBy(ctx context.Context) {
 			observed = time.Now()
 		}
 		p.convertOne(context.WithValue(ctx, observedKey{}, observed), pr)
+		// Now in the queue (or dropped): no longer counted here, or a
+		// burst converted at once would count twice toward the bound and
+		// enqueue would drop records with the queue half empty.
+		p.converting.Add(-1)
 	}
 }
 

@@ -137,6 +137,12 @@ func (o *Observer) selfTelemetry() metrics.SelfTelemetry {
 	if h := o.logHandler; h != nil {
 		st.LogsDropped = h.DroppedRecords
 		failures["logs"] = h.ExportFailures
+		if o.cfg.debugToken != "" {
+			st.DebugTokenFailures = func() map[string]uint64 {
+				mismatched, limited := h.DebugTokenFailures()
+				return map[string]uint64{"mismatch": mismatched, "rate_limited": limited}
+			}
+		}
 	}
 	if p := o.profiler; p != nil {
 		st.ProfilesDropped = p.DroppedProfiles

@@ -75,7 +75,9 @@ type Options struct {
 	Sampling SampleRates
 	// DebugToken enables per-request debug: a request whose X-Observe-Debug
 	// header equals it is logged at DEBUG, downstream services included.
-	// Empty: per-request debug is off and the header is ignored.
+	// Empty: per-request debug is off and the header is ignored. It must
+	// not be the admin token (the header reaches every public endpoint);
+	// failed attempts are counted and rate limited (see DebugTokenFailures).
 	DebugToken string
 	// NoAccessLog turns off the access log line observe's middleware writes
 	// per request (on by default).

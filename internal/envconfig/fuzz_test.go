@@ -46,4 +46,3 @@ func FuzzParseHeaders(f *testing.F) {
 		}
 	})
 }
-

@@ -87,12 +87,12 @@ func (c *logsChild) lines(t *testing.T) []map[string]any {
 	return logsLines(t, string(b))
 }
 
-// startLogsChild starts service B with the given admin token ("" for none).
+// startLogsChild starts service B with the given debug token ("" for none).
 func startLogsChild(t *testing.T, token string) *logsChild {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "b.log")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestLogsServiceProcess$", "-test.count=1")
-	env := []string{logsChildEnv + "=1", "OBSERVE_LOGS_TEST_FILE=" + file, "OBSERVE_ADMIN_TOKEN=" + token, "OBSERVE_LOG_LEVEL=info"}
+	env := []string{logsChildEnv + "=1", "OBSERVE_LOGS_TEST_FILE=" + file, "OBSERVE_DEBUG_TOKEN=" + token, "OBSERVE_LOG_LEVEL=info"}
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		if strings.HasPrefix(k, "OTEL_") || strings.HasPrefix(k, "OBSERVE_") || strings.HasPrefix(k, "PYROSCOPE_") {
@@ -207,7 +207,7 @@ func TestLogsPerRequestDebugAcrossServices(t *testing.T) {
 	const token = "debug-t0ken-shared"
 	b := startLogsChild(t, token)
 	bOther := startLogsChild(t, "another-t0ken")
-	_, lb := logsInit(t, map[string]string{"OBSERVE_ADMIN_TOKEN": token})
+	_, lb := logsInit(t, map[string]string{"OBSERVE_DEBUG_TOKEN": token})
 	a := serviceA(t, b)
 	aToOther := serviceA(t, bOther)
 
@@ -273,7 +273,9 @@ func TestLogsPerRequestDebugAcrossServices(t *testing.T) {
 }
 
 func TestLogsPerRequestDebugNeedsAToken(t *testing.T) {
-	_, lb := logsInit(t, nil) // no OBSERVE_ADMIN_TOKEN
+	// No OBSERVE_DEBUG_TOKEN: the admin token is never accepted in its place.
+	const admin = "admin-t0ken-not-for-debug"
+	_, lb := logsInit(t, map[string]string{"OBSERVE_ADMIN_TOKEN": admin})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /x", func(w http.ResponseWriter, r *http.Request) {
 		slog.DebugContext(r.Context(), "x debug")
@@ -285,10 +287,62 @@ func TestLogsPerRequestDebugNeedsAToken(t *testing.T) {
 	}
 	go srv.Serve(ln)
 	defer srv.Close()
-	for _, v := range []string{"", "anything", " "} {
+	for _, v := range []string{"", "anything", " ", admin} {
 		logsGet(t, "http://"+ln.Addr().String()+"/x", map[string]string{"X-Observe-Debug": v})
 	}
 	if n := len(lb.find(t, "x debug")); n != 0 {
 		t.Errorf("debug without a configured token: %d lines", n)
+	}
+}
+
+// The public port is no oracle for the admin token: it does not turn debug
+// on; every refused header is counted on /metrics, and past the failure
+// budget headers are refused without being compared.
+func TestLogsPerRequestDebugGuessesCountedAndLimited(t *testing.T) {
+	const admin, debug = "admin-t0ken-guarding-pprof", "debug-t0ken-of-its-own"
+	obs, lb := logsInit(t, map[string]string{"OBSERVE_ADMIN_TOKEN": admin, "OBSERVE_DEBUG_TOKEN": debug, "OBSERVE_ADMIN_ADDR": "127.0.0.1:0"})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /x", func(w http.ResponseWriter, r *http.Request) {
+		slog.DebugContext(r.Context(), "x debug")
+	})
+	srv := &http.Server{Handler: middleware.HTTP(mux), ReadHeaderTimeout: 5 * time.Second}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	url := "http://" + ln.Addr().String() + "/x"
+
+	logsGet(t, url, map[string]string{"X-Observe-Debug": debug})
+	if n := len(lb.find(t, "x debug")); n != 1 {
+		t.Fatalf("the debug token: %d debug lines, want 1", n)
+	}
+	const guesses = 3 * logging.DebugFailureBurst
+	logsGet(t, url, map[string]string{"X-Observe-Debug": admin})
+	for i := 1; i < guesses; i++ {
+		logsGet(t, url, map[string]string{"X-Observe-Debug": fmt.Sprintf("guess-%d", i)})
+	}
+	if n := len(lb.find(t, "x debug")); n != 1 {
+		t.Fatalf("the admin token or a guess turned debug on: %d debug lines", n)
+	}
+	resp, err := http.Get("http://" + obs.AdminAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var mismatch, limited int
+	for _, l := range strings.Split(string(body), "\n") {
+		fmt.Sscanf(l, `observe_debug_token_failures_total{reason="mismatch"} %d`, &mismatch)
+		fmt.Sscanf(l, `observe_debug_token_failures_total{reason="rate_limited"} %d`, &limited)
+	}
+	// The bucket refills at DebugFailureRate a second while the guesses
+	// go out: a few more may have been compared than the burst.
+	if mismatch+limited != guesses || mismatch < logging.DebugFailureBurst || limited < guesses/2 {
+		t.Errorf("mismatch %d, rate_limited %d for %d guesses (burst %d)\n%s", mismatch, limited, guesses, logging.DebugFailureBurst, body)
+	}
+	if strings.Contains(lb.String(), admin) || strings.Contains(lb.String(), debug) {
+		t.Error("a token reached a log line")
 	}
 }

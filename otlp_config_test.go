@@ -67,7 +67,9 @@ func TestOTLPEnvPrecedenceEverySignal(t *testing.T) {
 			generalOnly: func(sig string, c otlpexport.Config) error {
 				return expect("endpoint", c.Endpoint, "http://general:4318/v1/"+sig)
 			},
-			both: func(_ string, c otlpexport.Config) error { return expect("endpoint", c.Endpoint, "https://specific:443/x") },
+			both: func(_ string, c otlpexport.Config) error {
+				return expect("endpoint", c.Endpoint, "https://specific:443/x")
+			},
 		},
 		{
 			variable: "HEADERS",

@@ -314,4 +314,3 @@ func (s *otlpLogs) Export(ctx context.Context, m *collogspb.ExportLogsServiceReq
 	grpcExport(ctx, s.r, s.sh, "logs", logItems(m))
 	return &collogspb.ExportLogsServiceResponse{}, nil
 }
-

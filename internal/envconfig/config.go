@@ -11,6 +11,7 @@ package envconfig
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -42,12 +43,12 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Accepted texts shared by several variables.
+// What several variables accept, for their errors.
 const (
-	AcceptBool    = "true, false"
-	AcceptMillis  = "a positive number of milliseconds"
-	AcceptPosInt  = "a positive integer"
-	AcceptHeaders = "comma-separated key=value pairs, values percent-encoded"
+	acceptBool    = "true, false"
+	acceptMillis  = "a positive number of milliseconds"
+	acceptPosInt  = "a positive integer"
+	acceptHeaders = "comma-separated key=value pairs, values percent-encoded"
 )
 
 // Env reads variables through getenv and collects what is malformed. Each
@@ -74,7 +75,7 @@ func (e *Env) Get(name string) string { return strings.TrimSpace(e.getenv(name))
 // Bad records a malformed value. Credentials written into a URL
 // (user:password@) are not echoed.
 func (e *Env) Bad(name, value, accepted string, err error) {
-	e.add(name, &Error{Variable: name, Value: RedactUserinfo(value), Accepted: accepted, Err: err})
+	e.add(name, &Error{Variable: name, Value: redactUserinfo(value), Accepted: accepted, Err: err})
 }
 
 // Secret records a malformed value that must never be echoed (headers,
@@ -103,7 +104,7 @@ func (e *Env) Bool(name string, dst *bool) bool {
 	}
 	b, err := strconv.ParseBool(v)
 	if err != nil {
-		e.Bad(name, v, AcceptBool, nil)
+		e.Bad(name, v, acceptBool, nil)
 		return false
 	}
 	*dst = b
@@ -133,8 +134,9 @@ func (e *Env) Millis(name string, dst *time.Duration) bool {
 		return false
 	}
 	ms, err := strconv.Atoi(v)
-	if err != nil || ms <= 0 {
-		e.Bad(name, v, AcceptMillis, nil)
+	// Past ~292 years the nanoseconds of a time.Duration overflow.
+	if err != nil || ms <= 0 || ms > math.MaxInt64/int(time.Millisecond) {
+		e.Bad(name, v, acceptMillis, nil)
 		return false
 	}
 	*dst = time.Duration(ms) * time.Millisecond
@@ -175,7 +177,7 @@ func (e *Env) Int(name, accepted string, ok func(int) bool, dst *int) bool {
 
 // PositiveInt reads an integer above zero into dst.
 func (e *Env) PositiveInt(name string, dst *int) bool {
-	return e.Int(name, AcceptPosInt, func(n int) bool { return n > 0 }, dst)
+	return e.Int(name, acceptPosInt, func(n int) bool { return n > 0 }, dst)
 }
 
 // URL reads an absolute http or https URL into dst; accepted gives an
@@ -209,17 +211,17 @@ func (e *Env) Enum(name string, dst *string, accepted ...string) bool {
 	return false
 }
 
-// Headers reads a header list (OTEL_EXPORTER_OTLP_HEADERS's form) and
+// headers reads a header list (OTEL_EXPORTER_OTLP_HEADERS's form) and
 // merges it into dst, allocating it when nil; a malformed list is reported
 // without its value (headers carry credentials).
-func (e *Env) Headers(name string, dst *map[string]string) bool {
+func (e *Env) headers(name string, dst *map[string]string) bool {
 	v := e.Raw(name)
 	if strings.TrimSpace(v) == "" {
 		return false
 	}
-	h, err := ParseHeaders(v)
+	h, err := parseHeaders(v)
 	if err != nil {
-		e.Secret(name, AcceptHeaders, err)
+		e.Secret(name, acceptHeaders, err)
 		return false
 	}
 	if *dst == nil {
@@ -246,10 +248,10 @@ func CheckEndpoint(v string) error {
 	return nil
 }
 
-// ParseHeaders parses OTEL_EXPORTER_OTLP_HEADERS: comma-separated key=value
+// parseHeaders parses OTEL_EXPORTER_OTLP_HEADERS: comma-separated key=value
 // pairs with percent-encoded values. Error messages never contain values
 // (they are usually credentials).
-func ParseHeaders(s string) (map[string]string, error) {
+func parseHeaders(s string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
@@ -274,8 +276,8 @@ func ParseHeaders(s string) (map[string]string, error) {
 // scheme: "http://user:pw@host", "user:pw@host".
 var credentials = regexp.MustCompile(`((?:[A-Za-z][A-Za-z0-9+.-]*://)?[^/?#@:\s]*:)[^/?#@\s]*@`)
 
-// RedactUserinfo masks the password of URL user info in v.
-func RedactUserinfo(v string) string {
+// redactUserinfo masks the password of URL user info in v.
+func redactUserinfo(v string) string {
 	if !strings.Contains(v, "@") {
 		return v
 	}

@@ -73,7 +73,7 @@ func (e *Env) OTLP(signal string, readFiles bool) otlpexport.Config {
 		c.Endpoint = strings.TrimSuffix(c.Endpoint, "/") + path
 	}
 	for _, name := range both("HEADERS") {
-		e.Headers(name, &c.Headers)
+		e.headers(name, &c.Headers)
 	}
 	c.Endpoint, c.Headers = endpointCredentials(c.Endpoint, c.Headers)
 	for _, name := range both("INSECURE") {

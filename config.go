@@ -303,21 +303,19 @@ func checkListenAddr(v string) error {
 // list: key1=value1,key2=value2 with percent-encoded values.
 func parseResourceAttributes(s string) ([]keyValue, error) {
 	var out []keyValue
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(part, "=")
-		k = strings.TrimSpace(k)
+	err := envconfig.EachPair(s, func(part, k, v string, ok bool) error {
 		if !ok || k == "" {
-			return nil, fmt.Errorf("pair %q is not key=value", part)
+			return fmt.Errorf("pair %q is not key=value", part)
 		}
-		dv, err := url.PathUnescape(strings.TrimSpace(v))
+		dv, err := url.PathUnescape(v)
 		if err != nil {
-			return nil, fmt.Errorf("value of %q is not percent-encoded correctly", k)
+			return fmt.Errorf("value of %q is not percent-encoded correctly", k)
 		}
 		out = append(out, keyValue{k, dv})
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

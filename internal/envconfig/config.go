@@ -253,23 +253,39 @@ func CheckEndpoint(v string) error {
 // (they are usually credentials).
 func parseHeaders(s string) (map[string]string, error) {
 	out := map[string]string{}
+	err := EachPair(s, func(_, k, v string, ok bool) error {
+		if !ok || k == "" || strings.ContainsAny(k, " \t\r\n:") {
+			return errors.New("an entry is not key=value")
+		}
+		dv, err := url.PathUnescape(v)
+		if err != nil || strings.ContainsAny(dv, "\r\n") {
+			return fmt.Errorf("value of header %q is not percent-encoded correctly", k)
+		}
+		out[k] = dv
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EachPair calls each for every entry of a comma-separated key=value list
+// (OTEL_EXPORTER_OTLP_HEADERS, OTEL_RESOURCE_ATTRIBUTES), skipping empty
+// entries: part is the entry, k and v its key and value, trimmed, ok whether
+// it had an '='. The first error each returns is returned.
+func EachPair(s string, each func(part, k, v string, ok bool) error) error {
 	for _, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
 			continue
 		}
 		k, v, ok := strings.Cut(part, "=")
-		k = strings.TrimSpace(k)
-		if !ok || k == "" || strings.ContainsAny(k, " \t\r\n:") {
-			return nil, errors.New("an entry is not key=value")
+		if err := each(part, strings.TrimSpace(k), strings.TrimSpace(v), ok); err != nil {
+			return err
 		}
-		dv, err := url.PathUnescape(strings.TrimSpace(v))
-		if err != nil || strings.ContainsAny(dv, "\r\n") {
-			return nil, fmt.Errorf("value of header %q is not percent-encoded correctly", k)
-		}
-		out[k] = dv
 	}
-	return out, nil
+	return nil
 }
 
 // credentials matches the password of user info, with or without a

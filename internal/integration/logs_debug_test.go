@@ -276,19 +276,9 @@ func TestLogsPerRequestDebugNeedsAToken(t *testing.T) {
 	// No OBSERVE_DEBUG_TOKEN: the admin token is never accepted in its place.
 	const admin = "admin-t0ken-not-for-debug"
 	_, lb := logsInit(t, map[string]string{"OBSERVE_ADMIN_TOKEN": admin})
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /x", func(w http.ResponseWriter, r *http.Request) {
-		slog.DebugContext(r.Context(), "x debug")
-	})
-	srv := &http.Server{Handler: middleware.HTTP(mux), ReadHeaderTimeout: 5 * time.Second}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Close()
+	url := serveDebugX(t)
 	for _, v := range []string{"", "anything", " ", admin} {
-		logsGet(t, "http://"+ln.Addr().String()+"/x", map[string]string{"X-Observe-Debug": v})
+		logsGet(t, url, map[string]string{"X-Observe-Debug": v})
 	}
 	if n := len(lb.find(t, "x debug")); n != 0 {
 		t.Errorf("debug without a configured token: %d lines", n)
@@ -301,18 +291,7 @@ func TestLogsPerRequestDebugNeedsAToken(t *testing.T) {
 func TestLogsPerRequestDebugGuessesCountedAndLimited(t *testing.T) {
 	const admin, debug = "admin-t0ken-guarding-pprof", "debug-t0ken-of-its-own"
 	obs, lb := logsInit(t, map[string]string{"OBSERVE_ADMIN_TOKEN": admin, "OBSERVE_DEBUG_TOKEN": debug, "OBSERVE_ADMIN_ADDR": "127.0.0.1:0"})
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /x", func(w http.ResponseWriter, r *http.Request) {
-		slog.DebugContext(r.Context(), "x debug")
-	})
-	srv := &http.Server{Handler: middleware.HTTP(mux), ReadHeaderTimeout: 5 * time.Second}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Close()
-	url := "http://" + ln.Addr().String() + "/x"
+	url := serveDebugX(t)
 
 	logsGet(t, url, map[string]string{"X-Observe-Debug": debug})
 	if n := len(lb.find(t, "x debug")); n != 1 {
@@ -345,4 +324,22 @@ func TestLogsPerRequestDebugGuessesCountedAndLimited(t *testing.T) {
 	if strings.Contains(lb.String(), admin) || strings.Contains(lb.String(), debug) {
 		t.Error("a token reached a log line")
 	}
+}
+
+// serveDebugX serves GET /x, which logs "x debug" at DEBUG, through
+// middleware.HTTP on 127.0.0.1 until the test ends, and returns its URL.
+func serveDebugX(t *testing.T) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /x", func(w http.ResponseWriter, r *http.Request) {
+		slog.DebugContext(r.Context(), "x debug")
+	})
+	srv := &http.Server{Handler: middleware.HTTP(mux), ReadHeaderTimeout: 5 * time.Second}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String() + "/x"
 }

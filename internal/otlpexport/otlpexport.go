@@ -160,103 +160,121 @@ func build[O any](p plan, o options[O]) ([]O, func()) {
 	return opts, closeIdle
 }
 
+// exporterKind is how one signal's exporters are made: the options of its
+// gRPC (G) and HTTP (H) exporter packages, their constructors, and the
+// wrapper closing an HTTP exporter's transport on Shutdown.
+type exporterKind[G, H, E any] struct {
+	signal  signal
+	grpc    options[G]
+	newGRPC func(context.Context, ...G) (E, error)
+	http    options[H]
+	newHTTP func(context.Context, ...H) (E, error)
+	wrap    func(E, func()) E
+}
+
+func (k exporterKind[G, H, E]) build(ctx context.Context, c Config) (E, error) {
+	var none E
+	p, err := resolve(c, k.signal)
+	if err != nil {
+		return none, err
+	}
+	if p.grpc {
+		opts, _ := build(p, k.grpc)
+		return k.newGRPC(ctx, opts...)
+	}
+	opts, closeIdle := build(p, k.http)
+	exp, err := k.newHTTP(ctx, opts...)
+	if err != nil {
+		return none, err
+	}
+	return k.wrap(exp, closeIdle), nil
+}
+
 // Traces returns the span exporter c describes. It never waits on the
 // network: the exporter connects on the first export.
 func Traces(ctx context.Context, c Config) (sdktrace.SpanExporter, error) {
-	p, err := resolve(c, traces)
-	if err != nil {
-		return nil, err
-	}
-	if p.grpc {
-		opts, _ := build(p, options[otlptracegrpc.Option]{
+	return exporterKind[otlptracegrpc.Option, otlptracehttp.Option, sdktrace.SpanExporter]{
+		signal: traces,
+		grpc: options[otlptracegrpc.Option]{
 			url: otlptracegrpc.WithEndpointURL, hostPort: otlptracegrpc.WithEndpoint,
-			insecure: otlptracegrpc.WithInsecure, timeout: otlptracegrpc.WithTimeout,
-			headers: otlptracegrpc.WithHeaders,
-			gzip:    func() otlptracegrpc.Option { return otlptracegrpc.WithCompressor("gzip") },
+			insecure: otlptracegrpc.WithInsecure, timeout: otlptracegrpc.WithTimeout, headers: otlptracegrpc.WithHeaders,
+			gzip: func() otlptracegrpc.Option { return otlptracegrpc.WithCompressor("gzip") },
 			tls: func(t *tls.Config) otlptracegrpc.Option {
 				return otlptracegrpc.WithTLSCredentials(credentials.NewTLS(t))
 			},
-		})
-		return otlptracegrpc.New(ctx, opts...)
-	}
-	opts, closeIdle := build(p, options[otlptracehttp.Option]{
-		url: otlptracehttp.WithEndpointURL, hostPort: otlptracehttp.WithEndpoint,
-		insecure: otlptracehttp.WithInsecure, timeout: otlptracehttp.WithTimeout,
-		headers: otlptracehttp.WithHeaders,
-		gzip:    func() otlptracehttp.Option { return otlptracehttp.WithCompression(otlptracehttp.GzipCompression) },
-		client:  otlptracehttp.WithHTTPClient,
-	})
-	exp, err := otlptracehttp.New(ctx, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return spanExporter{exp, closeIdle}, nil
+		},
+		newGRPC: func(ctx context.Context, o ...otlptracegrpc.Option) (sdktrace.SpanExporter, error) {
+			return otlptracegrpc.New(ctx, o...)
+		},
+		http: options[otlptracehttp.Option]{
+			url: otlptracehttp.WithEndpointURL, hostPort: otlptracehttp.WithEndpoint,
+			insecure: otlptracehttp.WithInsecure, timeout: otlptracehttp.WithTimeout, headers: otlptracehttp.WithHeaders,
+			gzip:   func() otlptracehttp.Option { return otlptracehttp.WithCompression(otlptracehttp.GzipCompression) },
+			client: otlptracehttp.WithHTTPClient,
+		},
+		newHTTP: func(ctx context.Context, o ...otlptracehttp.Option) (sdktrace.SpanExporter, error) {
+			return otlptracehttp.New(ctx, o...)
+		},
+		wrap: func(e sdktrace.SpanExporter, closeIdle func()) sdktrace.SpanExporter {
+			return spanExporter{e, closeIdle}
+		},
+	}.build(ctx, c)
 }
 
 // Metrics returns the metric exporter c describes. It never waits on the
 // network.
 func Metrics(ctx context.Context, c Config) (sdkmetric.Exporter, error) {
-	p, err := resolve(c, metrics)
-	if err != nil {
-		return nil, err
-	}
-	if p.grpc {
-		opts, _ := build(p, options[otlpmetricgrpc.Option]{
+	return exporterKind[otlpmetricgrpc.Option, otlpmetrichttp.Option, sdkmetric.Exporter]{
+		signal: metrics,
+		grpc: options[otlpmetricgrpc.Option]{
 			url: otlpmetricgrpc.WithEndpointURL, hostPort: otlpmetricgrpc.WithEndpoint,
-			insecure: otlpmetricgrpc.WithInsecure, timeout: otlpmetricgrpc.WithTimeout,
-			headers: otlpmetricgrpc.WithHeaders,
-			gzip:    func() otlpmetricgrpc.Option { return otlpmetricgrpc.WithCompressor("gzip") },
+			insecure: otlpmetricgrpc.WithInsecure, timeout: otlpmetricgrpc.WithTimeout, headers: otlpmetricgrpc.WithHeaders,
+			gzip: func() otlpmetricgrpc.Option { return otlpmetricgrpc.WithCompressor("gzip") },
 			tls: func(t *tls.Config) otlpmetricgrpc.Option {
 				return otlpmetricgrpc.WithTLSCredentials(credentials.NewTLS(t))
 			},
-		})
-		return otlpmetricgrpc.New(ctx, opts...)
-	}
-	opts, closeIdle := build(p, options[otlpmetrichttp.Option]{
-		url: otlpmetrichttp.WithEndpointURL, hostPort: otlpmetrichttp.WithEndpoint,
-		insecure: otlpmetrichttp.WithInsecure, timeout: otlpmetrichttp.WithTimeout,
-		headers: otlpmetrichttp.WithHeaders,
-		gzip:    func() otlpmetrichttp.Option { return otlpmetrichttp.WithCompression(otlpmetrichttp.GzipCompression) },
-		client:  otlpmetrichttp.WithHTTPClient,
-	})
-	exp, err := otlpmetrichttp.New(ctx, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return metricExporter{exp, closeIdle}, nil
+		},
+		newGRPC: func(ctx context.Context, o ...otlpmetricgrpc.Option) (sdkmetric.Exporter, error) {
+			return otlpmetricgrpc.New(ctx, o...)
+		},
+		http: options[otlpmetrichttp.Option]{
+			url: otlpmetrichttp.WithEndpointURL, hostPort: otlpmetrichttp.WithEndpoint,
+			insecure: otlpmetrichttp.WithInsecure, timeout: otlpmetrichttp.WithTimeout, headers: otlpmetrichttp.WithHeaders,
+			gzip:   func() otlpmetrichttp.Option { return otlpmetrichttp.WithCompression(otlpmetrichttp.GzipCompression) },
+			client: otlpmetrichttp.WithHTTPClient,
+		},
+		newHTTP: func(ctx context.Context, o ...otlpmetrichttp.Option) (sdkmetric.Exporter, error) {
+			return otlpmetrichttp.New(ctx, o...)
+		},
+		wrap: func(e sdkmetric.Exporter, closeIdle func()) sdkmetric.Exporter { return metricExporter{e, closeIdle} },
+	}.build(ctx, c)
 }
 
 // Logs returns the log record exporter c describes. It never waits on the
 // network.
 func Logs(ctx context.Context, c Config) (sdklog.Exporter, error) {
-	p, err := resolve(c, logs)
-	if err != nil {
-		return nil, err
-	}
-	if p.grpc {
-		opts, _ := build(p, options[otlploggrpc.Option]{
+	return exporterKind[otlploggrpc.Option, otlploghttp.Option, sdklog.Exporter]{
+		signal: logs,
+		grpc: options[otlploggrpc.Option]{
 			url: otlploggrpc.WithEndpointURL, hostPort: otlploggrpc.WithEndpoint,
-			insecure: otlploggrpc.WithInsecure, timeout: otlploggrpc.WithTimeout,
-			headers: otlploggrpc.WithHeaders,
-			gzip:    func() otlploggrpc.Option { return otlploggrpc.WithCompressor("gzip") },
-			tls: func(t *tls.Config) otlploggrpc.Option {
-				return otlploggrpc.WithTLSCredentials(credentials.NewTLS(t))
-			},
-		})
-		return otlploggrpc.New(ctx, opts...)
-	}
-	opts, closeIdle := build(p, options[otlploghttp.Option]{
-		url: otlploghttp.WithEndpointURL, hostPort: otlploghttp.WithEndpoint,
-		insecure: otlploghttp.WithInsecure, timeout: otlploghttp.WithTimeout,
-		headers: otlploghttp.WithHeaders,
-		gzip:    func() otlploghttp.Option { return otlploghttp.WithCompression(otlploghttp.GzipCompression) },
-		client:  otlploghttp.WithHTTPClient,
-	})
-	exp, err := otlploghttp.New(ctx, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return logExporter{exp, closeIdle}, nil
+			insecure: otlploggrpc.WithInsecure, timeout: otlploggrpc.WithTimeout, headers: otlploggrpc.WithHeaders,
+			gzip: func() otlploggrpc.Option { return otlploggrpc.WithCompressor("gzip") },
+			tls:  func(t *tls.Config) otlploggrpc.Option { return otlploggrpc.WithTLSCredentials(credentials.NewTLS(t)) },
+		},
+		newGRPC: func(ctx context.Context, o ...otlploggrpc.Option) (sdklog.Exporter, error) {
+			return otlploggrpc.New(ctx, o...)
+		},
+		http: options[otlploghttp.Option]{
+			url: otlploghttp.WithEndpointURL, hostPort: otlploghttp.WithEndpoint,
+			insecure: otlploghttp.WithInsecure, timeout: otlploghttp.WithTimeout, headers: otlploghttp.WithHeaders,
+			gzip:   func() otlploghttp.Option { return otlploghttp.WithCompression(otlploghttp.GzipCompression) },
+			client: otlploghttp.WithHTTPClient,
+		},
+		newHTTP: func(ctx context.Context, o ...otlploghttp.Option) (sdklog.Exporter, error) {
+			return otlploghttp.New(ctx, o...)
+		},
+		wrap: func(e sdklog.Exporter, closeIdle func()) sdklog.Exporter { return logExporter{e, closeIdle} },
+	}.build(ctx, c)
 }
 
 // The HTTP exporters, closing their transport's idle connections once shut

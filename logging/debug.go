@@ -44,10 +44,10 @@ import (
 //
 // Guessing. Every header that does not match is counted (DebugTokenFailures,
 // observe_debug_token_failures_total{reason="mismatch"}), and failures are
-// rate limited by a token bucket of DebugFailureBurst refilled at
-// DebugFailureRate per second: once it is empty, a header is rejected
-// without being compared (reason="rate_limited"), so the public port cannot
-// be used to try more than DebugFailureRate guesses a second. While it is
+// rate limited by a token bucket of 10 refilled at 5 per second: once it is
+// empty, a header is rejected without being compared
+// (reason="rate_limited"), so the public port cannot be used to try more
+// than 5 guesses a second. While it is
 // empty, the right token is refused too; the bucket refills by itself. The header is removed from the request once read (so handlers
 // cannot echo or forward it) and is never written to a log line or a
 // response.
@@ -92,12 +92,12 @@ func DebugEnabled(ctx context.Context) bool {
 	return v
 }
 
-// DebugFailureRate and DebugFailureBurst bound the X-Observe-Debug headers
-// compared against the debug token: a burst of DebugFailureBurst failed
-// ones, then DebugFailureRate a second.
+// debugFailureRate and debugFailureBurst bound the X-Observe-Debug headers
+// compared against the debug token: a burst of debugFailureBurst failed
+// ones, then debugFailureRate a second.
 const (
-	DebugFailureRate  = 5
-	DebugFailureBurst = 10
+	debugFailureRate  = 5
+	debugFailureBurst = 10
 )
 
 // debugVerifier holds what per-request debug needs from the debug token.
@@ -106,7 +106,7 @@ type debugVerifier struct {
 	key      []byte            // HMAC key of proofs, derived from the token
 
 	mu     sync.Mutex
-	budget float64   // failed compares left, refilled at DebugFailureRate/s
+	budget float64   // failed compares left, refilled at debugFailureRate/s
 	last   time.Time // of the last refill
 
 	mismatched, limited atomic.Uint64
@@ -118,7 +118,7 @@ func newDebugVerifier(token string) *debugVerifier {
 	}
 	m := hmac.New(sha256.New, []byte(token))
 	m.Write([]byte("observe per-request debug proof v1"))
-	return &debugVerifier{tokenSum: sha256.Sum256([]byte(token)), key: m.Sum(nil), budget: DebugFailureBurst}
+	return &debugVerifier{tokenSum: sha256.Sum256([]byte(token)), key: m.Sum(nil), budget: debugFailureBurst}
 }
 
 // take reserves one compare from the bucket; false: none is left.
@@ -126,7 +126,7 @@ func (d *debugVerifier) take(now time.Time) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.last.IsZero() {
-		d.budget = min(DebugFailureBurst, d.budget+now.Sub(d.last).Seconds()*DebugFailureRate)
+		d.budget = min(debugFailureBurst, d.budget+now.Sub(d.last).Seconds()*debugFailureRate)
 	}
 	d.last = now
 	if d.budget < 1 {
@@ -140,7 +140,7 @@ func (d *debugVerifier) take(now time.Time) bool {
 // spend the bucket.
 func (d *debugVerifier) refund() {
 	d.mu.Lock()
-	d.budget = min(DebugFailureBurst, d.budget+1)
+	d.budget = min(debugFailureBurst, d.budget+1)
 	d.mu.Unlock()
 }
 

@@ -219,35 +219,35 @@ func TestDebugTokenFailuresCountedAndLimited(t *testing.T) {
 			t.Fatalf("right token refused at attempt %d", i)
 		}
 	}
-	for i := 0; i < DebugFailureBurst; i++ {
+	for i := 0; i < debugFailureBurst; i++ {
 		if v.tokenOK("guess", now) {
 			t.Fatal("wrong token accepted")
 		}
 	}
-	if m, l := h.DebugTokenFailures(); m != DebugFailureBurst || l != 0 {
+	if m, l := h.DebugTokenFailures(); m != debugFailureBurst || l != 0 {
 		t.Fatalf("after the burst: mismatched %d, limited %d", m, l)
 	}
 	if v.tokenOK("guess", now) || v.tokenOK("debug-tok", now) {
 		t.Fatal("accepted with the budget spent")
 	}
-	if m, l := h.DebugTokenFailures(); m != DebugFailureBurst || l != 2 {
+	if m, l := h.DebugTokenFailures(); m != debugFailureBurst || l != 2 {
 		t.Fatalf("past the burst: mismatched %d, limited %d (the right token must not be compared)", m, l)
 	}
-	// One second later, DebugFailureRate more compares.
+	// One second later, debugFailureRate more compares.
 	now = now.Add(time.Second)
 	if !v.tokenOK("debug-tok", now) {
 		t.Fatal("right token refused after the refill")
 	}
-	for i := 0; i < DebugFailureRate; i++ {
+	for i := 0; i < debugFailureRate; i++ {
 		v.tokenOK("guess", now)
 	}
 	v.tokenOK("guess", now)
-	if m, l := h.DebugTokenFailures(); m != DebugFailureBurst+DebugFailureRate || l != 3 {
+	if m, l := h.DebugTokenFailures(); m != debugFailureBurst+debugFailureRate || l != 3 {
 		t.Fatalf("after the refill: mismatched %d, limited %d", m, l)
 	}
 	// The bucket never holds more than the burst.
 	now = now.Add(time.Hour)
-	for i := 0; i < DebugFailureBurst+1; i++ {
+	for i := 0; i < debugFailureBurst+1; i++ {
 		v.tokenOK("guess", now)
 	}
 	if _, l := h.DebugTokenFailures(); l != 4 {

@@ -130,15 +130,7 @@ func start(ctx context.Context, cfg *config) (_ *Observer, err error) {
 			StoreSize:    cfg.spanStoreSize,
 			Batch:        cfg.tracing.batch,
 			Redactor:     spanRedactor(o.redactor),
-			OTLP: tracing.OTLPConfig{
-				Protocol:    cfg.otlpProtocol,
-				Endpoint:    cfg.otlpEndpoint,
-				Headers:     cfg.otlpHeaders,
-				Insecure:    cfg.otlpInsecure,
-				Timeout:     cfg.otlpTimeout,
-				TLS:         cfg.tracing.tls,
-				Compression: cfg.tracing.compression,
-			},
+			OTLP:         cfg.tracing.otlp,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("observe: tracing: %w", err)

@@ -11,19 +11,10 @@
 //	            the caller resolves and queues the record, and converting
 //	            it (several times the cost of the JSON line) is off its path.
 //
-// composed with github.com/samber/slog-multi's Pipe for the stages, and a
-// fanout to the two writers that, unlike slog-multi's, does not copy the
-// record for each. The same records, levels and redaction reach both.
-// Level, debug and sampling decisions are taken in Enabled, before slog
-// builds the record.
-//
-// The JSON line is the hot path, and with it alone the writer does the
-// redaction and correlation stages inline, while encoding, and encodes the
-// service fields and With attributes once, in WithAttrs: a generic
-// redaction stage must rebuild every record, which costs 5 more
-// allocations and about 1.7x the CPU time of the line (BenchmarkPipeline in
-// bench_test.go). With a LoggerProvider the record is redacted once, by a
-// stage in front of the fanout, for both writers.
+// The same records, levels and redaction reach both writers. Level, debug
+// and sampling decisions are taken in Enabled, before slog builds the
+// record. How the stages are composed, and what it costs, is in
+// docs/DESIGN.md.
 //
 // Line shape: time (RFC 3339, UTC), level, msg, service.name,
 // service.version, deployment.environment, logger, trace_id, span_id,
@@ -75,7 +66,9 @@ type Options struct {
 	Sampling SampleRates
 	// DebugToken enables per-request debug: a request whose X-Observe-Debug
 	// header equals it is logged at DEBUG, downstream services included.
-	// Empty: per-request debug is off and the header is ignored.
+	// Empty: per-request debug is off and the header is ignored. It must
+	// not be the admin token (the header reaches every public endpoint);
+	// failed attempts are counted and rate limited (see DebugTokenFailures).
 	DebugToken string
 	// NoAccessLog turns off the access log line observe's middleware writes
 	// per request (on by default).

@@ -66,7 +66,9 @@ func main() {
 	}
 	var handler http.Handler = mux
 	if *instrument {
-		handler = middleware.HTTP(mux)
+		// WithObserver: this Observer's instruments, explicitly (the
+		// default is the latest Init's).
+		handler = middleware.HTTP(mux, middleware.WithObserver(obs))
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	go func() {

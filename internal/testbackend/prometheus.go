@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -51,7 +50,7 @@ type Prometheus struct {
 	URL string // http://127.0.0.1:PORT
 
 	client *http.Client
-	logs   *lockedBuffer
+	logs   *LockedBuffer
 }
 
 // StartPrometheus starts Prometheus scraping opts.Targets and waits until it
@@ -81,7 +80,7 @@ func StartPrometheus(t testing.TB, opts PrometheusOptions) *Prometheus {
 	p := &Prometheus{
 		URL:    "http://127.0.0.1:" + strconv.Itoa(port),
 		client: &http.Client{Timeout: 10 * time.Second},
-		logs:   &lockedBuffer{},
+		logs:   &LockedBuffer{Max: 1 << 20},
 	}
 	cmd := exec.Command(bin,
 		"--config.file="+cfgFile,
@@ -265,24 +264,4 @@ func CheckMetrics(t testing.TB, exposition []byte) (string, bool) {
 		t.Fatalf("promtool: %v", err)
 	}
 	return string(out), err == nil
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() > 1<<20 {
-		return len(p), nil // enough to diagnose
-	}
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -47,7 +47,9 @@ type config struct {
 	spanExporter    sdktrace.SpanExporter // programmatic override (tests, custom backends)
 	tail            *tracing.TailConfig   // local tail sampling (OTEL_TRACES_SAMPLER=observe_tail)
 	tracing         tracingSettings       // TLS, compression, batch queue (tracing_config.go)
-	spanStoreSize   int
+	spanStoreSize   int                   // the status page's trace store (status_config.go)
+	statusLogBytes  int
+	statusLogLines  int
 	metricsExporter []string // prometheus, otlp (prometheus always serves /metrics unless none)
 	logsExporter    string   // none | otlp
 	metrics         metricsSettings
@@ -301,6 +303,7 @@ func loadConfig(getenv func(string) string, opts []Option) (*config, error) {
 		}
 	}
 	loadTracingEnv(getenv, c, bad)
+	loadStatusEnv(getenv, c, bad)
 	if v := strings.TrimSpace(getenv("OTEL_PROPAGATORS")); v != "" {
 		c.propagators = nil
 		for _, p := range strings.Split(v, ",") {

@@ -55,6 +55,9 @@ type Observer struct {
 	profiler   *profiling.Profiler
 
 	admin       http.Handler
+	status      *statusState      // the status page (status.go)
+	statusAuth  *statusAuth       // its sign-in and CSRF keys
+	statusLines *logging.LineRing // recent log lines by trace_id; nil when tracing is off
 	adminServer *http.Server
 	adminLn     net.Listener
 	adminDone   chan struct{}

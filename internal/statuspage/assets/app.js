@@ -201,13 +201,14 @@ function levelsView(lv) {
     h("div", {}, h("label", { for: "level-select" }, "level"), sel),
     h("div", {}, h("label", { for: "level-ttl" }, "for (optional)"), h("input", { id: "level-ttl", placeholder: "10m", size: 6 })),
     h("button", { id: "level-apply", type: "submit" }, "Apply"),
-    h("span", { id: "level-result", class: "small" }));
+    h("span", { id: "level-result", class: "small " + levelResult.cls }, levelResult.text));
   return [h("table", { id: "levels-table" }, h("tbody", {}, rows)), form];
 }
 
+let levelResult = { cls: "", text: "" }; // kept across refreshes of the overview
+
 async function setLevel(ev) {
   ev.preventDefault();
-  const out = document.getElementById("level-result");
   const body = { level: document.getElementById("level-select").value };
   const logger = document.getElementById("level-logger").value.trim();
   const ttl = document.getElementById("level-ttl").value.trim();
@@ -215,13 +216,11 @@ async function setLevel(ev) {
   if (ttl) body.ttl = ttl;
   try {
     await api("loglevel", { method: "PUT", body: JSON.stringify(body), headers: { "Content-Type": "application/json", "X-CSRF-Token": CSRF, Accept: "application/json" } });
-    out.className = "small ok";
-    out.textContent = "set " + (logger || "global") + " to " + body.level;
-    overview(false);
+    levelResult = { cls: "ok", text: "set " + (logger || "global") + " to " + body.level };
   } catch (e) {
-    out.className = "small error";
-    out.textContent = e.message;
+    levelResult = { cls: "error", text: e.message };
   }
+  overview(false);
 }
 
 function profilingView(p) {

@@ -27,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/observekit/observe/internal/redsample"
 	"github.com/observekit/observe/logging"
 	"github.com/observekit/observe/metrics"
 	"github.com/observekit/observe/profiling"
@@ -53,6 +54,7 @@ type Observer struct {
 	metrics    *metrics.Metrics
 	meters     *metrics.MeterProvider // the global OTel meter provider
 	profiler   *profiling.Profiler
+	red        *redsample.Sampler // per-route RED history from the registry; nil when metrics are off
 
 	admin       http.Handler
 	status      *statusState      // the status page (status.go)
@@ -186,6 +188,10 @@ func start(ctx context.Context, cfg *config) (_ *Observer, err error) {
 		}()
 	}
 	if o.metrics != nil {
+		// The status page and the anomaly detector read per-route RED
+		// figures from here, sampled off the request path.
+		o.red = redsample.New(redsample.Config{Gatherer: o.metrics.Registry()})
+		o.red.Start()
 		o.metrics.SetSelfTelemetry(o.selfTelemetry())
 		if t := o.tracing.Tail(); t != nil {
 			// Exemplars only for kept traces; see tracing.Kept.
@@ -233,6 +239,9 @@ func (o *Observer) Shutdown(ctx context.Context) error {
 
 func (o *Observer) stop(ctx context.Context) error {
 	o.ready.Store(false)
+	if o.red != nil {
+		o.red.Stop()
+	}
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex

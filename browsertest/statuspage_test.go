@@ -220,6 +220,7 @@ func run[T any](t *testing.T, b *browser, what string, a chromedp.Action[T]) T {
 
 func (b *browser) shot(t *testing.T, name string) {
 	t.Helper()
+	_, _ = chromedp.Run(b.ctx, chromedp.Evaluate[bool](`window.scrollTo(0, 0), true`))
 	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Logf("screenshot %s: %v", name, err)
@@ -291,7 +292,7 @@ func TestStatusPageWalkthrough(t *testing.T) {
 	b.shot(t, "trace")
 
 	// The span's attributes, after redaction, in the detail panel.
-	b.do(t, "select the child span", chromedp.Click(chromedp.CSS(`#waterfall .span-row:nth-of-type(2)`)))
+	b.do(t, "select the child span", chromedp.Click(chromedp.CSS(`#waterfall .span-row:nth-child(3)`)))
 	b.waitFor(t, "the detail of the child span", `document.querySelector('#span-detail h2').textContent.includes('query orders')`, 5*time.Second)
 
 	// The list of traces, filtered.

@@ -55,6 +55,7 @@ function fmtPct(x) {
   if (x === null || x === undefined) return "–";
   if (x === 0) return "0%";
   const p = x * 100;
+  if (p >= 99.95) return "100%";
   return (p < 0.1 ? p.toFixed(3) : p < 10 ? p.toFixed(2) : p.toFixed(1)) + "%";
 }
 function fmtBytes(n) {

@@ -166,7 +166,7 @@ func (o *Observer) serveSignInPost(w http.ResponseWriter, r *http.Request) {
 	securityHeaders(w)
 	a := o.statusAuth
 	if a.token == "" {
-		http.Redirect(w, r, "./", http.StatusSeeOther)
+		seeOther(w)
 		return
 	}
 	if origin := r.Header.Get("Origin"); origin != "" && origin != "null" {
@@ -192,14 +192,14 @@ func (o *Observer) serveSignInPost(w http.ResponseWriter, r *http.Request) {
 		Secure:   r.TLS != nil,
 		SameSite: http.SameSiteStrictMode,
 	})
-	http.Redirect(w, r, "./", http.StatusSeeOther)
+	seeOther(w)
 }
 
 // serveSignOut clears the session cookie.
 func (o *Observer) serveSignOut(w http.ResponseWriter, r *http.Request) {
 	securityHeaders(w)
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: mountPrefix(r) + "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
-	http.Redirect(w, r, "./", http.StatusSeeOther)
+	seeOther(w)
 }
 
 // mountPrefix is the path the admin handler is mounted under ("" at the
@@ -226,4 +226,12 @@ func securityHeaders(w http.ResponseWriter) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
+}
+
+// seeOther sends the browser back to the page. Not http.Redirect: it
+// resolves "./" against the path the handler sees, which lacks the mount
+// prefix; the browser resolves it against the URL it asked for.
+func seeOther(w http.ResponseWriter) {
+	w.Header().Set("Location", "./")
+	w.WriteHeader(http.StatusSeeOther)
 }

@@ -155,7 +155,23 @@ func (o *Observer) serveTrace(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no span of trace " + id.String() + " is held (unknown, or evicted: see trace_store in /debug/status)"})
 		return
 	}
-	writeJSON(w, http.StatusOK, otlpjson.Build(spans))
+	req := otlpjson.Build(spans)
+	// Span and event names are free text that redaction of attributes
+	// does not reach: the page shows them, so they are scrubbed too.
+	if o.redactor != nil {
+		for i := range req.ResourceSpans {
+			for j := range req.ResourceSpans[i].ScopeSpans {
+				ss := req.ResourceSpans[i].ScopeSpans[j].Spans
+				for k := range ss {
+					ss[k].Name = o.redactor.String(ss[k].Name)
+					for e := range ss[k].Events {
+						ss[k].Events[e].Name = o.redactor.String(ss[k].Events[e].Name)
+					}
+				}
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, req)
 }
 
 // serveLogs answers the kept log lines of a trace, each as written.

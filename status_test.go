@@ -169,8 +169,8 @@ func TestStatusAPIs(t *testing.T) {
 	for path, code := range map[string]int{
 		"/debug/traces/0af7651916cd43dd8448eb211c80319c": 404,
 		"/debug/traces/00000000000000000000000000000000": 400,
-		"/debug/traces/xyz":                              400,
-		"/debug/traces/" + errID + "?x=1":                400,
+		"/debug/traces/xyz":               400,
+		"/debug/traces/" + errID + "?x=1": 400,
 	} {
 		if rec := s.call("GET", path, "", ""); rec.Code != code {
 			t.Errorf("GET %s: %d, want %d: %s", path, rec.Code, code, rec.Body)

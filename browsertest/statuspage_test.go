@@ -408,4 +408,3 @@ func contains(ss []string, s string) bool {
 	}
 	return false
 }
-

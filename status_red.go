@@ -1,8 +1,10 @@
 package observe
 
 import (
+	"cmp"
 	"math"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/observekit/observe/internal/redsample"
@@ -31,6 +33,15 @@ type redRow struct {
 	// this route's (server routes only).
 	SlowestTrace   string `json:"slowest_trace,omitempty"`
 	ErrorsInTraces bool   `json:"errors_5m_traces,omitempty"`
+	// Exemplars are the duration histogram's exemplars of the route whose
+	// trace the store still holds, slowest first.
+	Exemplars []redExemplar `json:"exemplars,omitempty"`
+}
+
+type redExemplar struct {
+	TraceID string    `json:"trace_id"`
+	ValueMS float64   `json:"value_ms"`
+	Time    time.Time `json:"time"`
 }
 
 type redFigures struct {
@@ -91,6 +102,7 @@ func (o *Observer) redDoc() redDoc {
 		return doc
 	}
 	doc.Evicted = o.red.Evicted()
+	doc.IntervalSeconds = o.red.Interval().Seconds()
 	slowest := map[string]tracing.TraceSummary{}
 	if o.tracing != nil {
 		for _, s := range o.tracing.Store().Summaries(tracing.TraceFilter{Limit: math.MaxInt}) {
@@ -102,13 +114,11 @@ func (o *Observer) redDoc() redDoc {
 			}
 		}
 	}
+	exemplars := o.exemplars()
 	for _, k := range o.red.Keys() {
 		hist := o.red.History(k)
 		if len(hist) == 0 {
 			continue
-		}
-		if iv := hist[len(hist)-1].End.Sub(hist[len(hist)-1].Start); iv > 0 {
-			doc.IntervalSeconds = iv.Seconds()
 		}
 		m5 := o.red.Window(k, 5*time.Minute)
 		if m5.Count == 0 && o.red.Window(k, 15*time.Minute).Count == 0 {
@@ -126,8 +136,71 @@ func (o *Observer) redDoc() redDoc {
 				row.SlowestTrace = s.TraceID
 			}
 			row.ErrorsInTraces = m5.Errors > 0
+			for _, ex := range exemplars[k] {
+				if id, err := parseTraceID(ex.TraceID); err == nil && len(o.tracing.Store().Trace(id)) > 0 {
+					row.Exemplars = append(row.Exemplars, ex)
+				}
+			}
 		}
 		doc.Routes = append(doc.Routes, row)
 	}
 	return doc
+}
+
+// exemplars reads the server duration histograms' exemplars from the
+// registry, per route, slowest first (at most 3 a route).
+func (o *Observer) exemplars() map[redsample.Key][]redExemplar {
+	out := map[redsample.Key][]redExemplar{}
+	if o.metrics == nil || o.tracing == nil {
+		return out
+	}
+	mfs, err := o.metrics.Registry().Gather()
+	if err != nil && len(mfs) == 0 {
+		return out
+	}
+	for _, mf := range mfs {
+		var kind redsample.Kind
+		var label string
+		switch mf.GetName() {
+		case "http_server_request_duration_seconds":
+			kind, label = "http_server", "http_route"
+		case "rpc_server_call_duration_seconds":
+			kind, label = "rpc_server", "rpc_method"
+		default:
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			key := redsample.Key{Kind: kind}
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label {
+					key.Route = lp.GetValue()
+				}
+			}
+			for _, b := range m.GetHistogram().GetBucket() {
+				ex := b.GetExemplar()
+				if ex == nil {
+					continue
+				}
+				for _, lp := range ex.GetLabel() {
+					if lp.GetName() == "trace_id" {
+						out[key] = append(out[key], redExemplar{TraceID: lp.GetValue(), ValueMS: ex.GetValue() * 1000, Time: ex.GetTimestamp().AsTime().UTC()})
+					}
+				}
+			}
+		}
+	}
+	for k, exs := range out {
+		slices.SortFunc(exs, func(a, b redExemplar) int { return cmp.Compare(b.ValueMS, a.ValueMS) })
+		seen := map[string]bool{}
+		exs = slices.DeleteFunc(exs, func(e redExemplar) bool {
+			dup := seen[e.TraceID]
+			seen[e.TraceID] = true
+			return dup
+		})
+		if len(exs) > 3 {
+			exs = exs[:3]
+		}
+		out[k] = exs
+	}
+	return out
 }

@@ -52,7 +52,7 @@ func TestStatusTraceIsOTLPJSONThatJaegerAccepts(t *testing.T) {
 	admin := obs.AdminHandler()
 	get := func(path string) []byte {
 		req := httptest.NewRequest("GET", path, nil)
-		req.RemoteAddr = "127.0.0.1:1234"
+		req.RemoteAddr, req.Host = "127.0.0.1:1234", "localhost:9464"
 		rec := httptest.NewRecorder()
 		admin.ServeHTTP(rec, req)
 		if rec.Code != 200 {

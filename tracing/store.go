@@ -150,14 +150,7 @@ func (s *SpanStore) Total() uint64 {
 	return s.total
 }
 
-// Evicted reports how many spans were overwritten by newer ones.
-func (s *SpanStore) Evicted() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.evicted
-}
-
-// Stats describes what the store holds.
+// StoreStats describes what a SpanStore holds and has evicted.
 type StoreStats struct {
 	Capacity int    `json:"capacity"` // spans it can hold
 	Spans    int    `json:"spans"`    // spans held

@@ -41,7 +41,9 @@ type config struct {
 	spanExporter    sdktrace.SpanExporter // programmatic override (tests, custom backends)
 	tail            *tracing.TailConfig   // local tail sampling (OTEL_TRACES_SAMPLER=observe_tail)
 	tracing         tracingSettings       // OTLP export and batch queue (tracing_config.go)
-	spanStoreSize   int
+	spanStoreSize   int                   // the status page's trace store (status_config.go)
+	statusLogBytes  int
+	statusLogLines  int
 	metricsExporter []string // prometheus, otlp (prometheus always serves /metrics unless none)
 	logsExporter    string   // none | otlp
 	metrics         metricsSettings
@@ -147,7 +149,6 @@ func loadConfig(getenv func(string) string, opts []Option) (*config, error) {
 		metricsExporter: []string{"prometheus"},
 		logsExporter:    "none",
 		adminAddr:       ":9464",
-		spanStoreSize:   1000,
 	}
 	env := envconfig.New(getenv)
 	env.Bool("OTEL_SDK_DISABLED", &c.sdkDisabled)
@@ -157,6 +158,7 @@ func loadConfig(getenv func(string) string, opts []Option) (*config, error) {
 	loadLogsEnv(env, c)
 	loadAdminEnv(env, c)
 	loadRedactEnv(env, c)
+	loadStatusEnv(env, c)
 	env.URL("PYROSCOPE_SERVER_ADDRESS", "an absolute URL such as http://pyroscope:4040", &c.pyroscopeAddr)
 	c.pyroscopeUser = getenv("PYROSCOPE_BASIC_AUTH_USER")
 	c.pyroscopePassword = getenv("PYROSCOPE_BASIC_AUTH_PASSWORD")

@@ -89,6 +89,7 @@ func (o *Observer) startLogs(ctx context.Context) error {
 		Sampling:      cfg.logs.sampling,
 		DebugToken:    cfg.debugToken,
 		NoAccessLog:   !cfg.accessLog,
+		Ring:          o.newStatusLines(),
 	}
 	if o.redactor == nil {
 		var err error

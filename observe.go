@@ -57,6 +57,9 @@ type Observer struct {
 	red        *redsample.Sampler // per-route RED history from the registry; nil when metrics are off
 
 	admin       http.Handler
+	status      *statusState      // the status page (status.go)
+	statusAuth  *statusAuth       // its sign-in and CSRF keys
+	statusLines *logging.LineRing // recent log lines by trace_id; nil when tracing is off
 	adminServer *http.Server
 	adminLn     net.Listener
 	adminDone   chan struct{}

@@ -77,6 +77,9 @@ type Options struct {
 	// OpenTelemetry slog bridge (OTLP export): after the same levels,
 	// sampling and redaction as the lines.
 	LoggerProvider otellog.LoggerProvider
+	// Ring, when set, keeps a copy of every line that carries a trace_id
+	// (see LineRing).
+	Ring *LineRing
 }
 
 // Scope is the instrumentation scope of records sent to the LoggerProvider.

@@ -30,6 +30,7 @@ type sink struct {
 	redactor Redactor
 	fields   []slog.Attr
 	sampling bool // a sampling stage may pass a sample_rate in the context
+	ring     *LineRing
 }
 
 // lineWriter is the terminal stage of the pipeline: it writes one JSON (or
@@ -79,6 +80,7 @@ func newLineWriter(o *Options) *lineWriter {
 		redactor: o.Redactor,
 		fields:   o.Fields,
 		sampling: !o.Sampling.IsZero(),
+		ring:     o.Ring,
 	}
 	lw := &lineWriter{s: s, frames: []frame{{}}}
 	lw.fixed = lw.encodeFixed()
@@ -429,6 +431,11 @@ func (h *lineWriter) Handle(ctx context.Context, r slog.Record) (err error) {
 	st.b = append(st.b, '\n')
 
 	err = h.s.write(st.b)
+	if h.s.ring != nil {
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+			h.s.ring.add(sc.TraceID(), st.b)
+		}
+	}
 	if cap(st.b) <= 64<<10 {
 		*bp = st.b
 		bufPool.Put(bp)

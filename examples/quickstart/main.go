@@ -79,6 +79,9 @@ func main() {
 
 	base := "http://" + ln.Addr().String()
 	admin := obs.AdminAddr()
+	if page := obs.StatusURL(); page != "" {
+		fmt.Fprintf(os.Stderr, "\nstatus page:  %s\n", page)
+	}
 	fmt.Fprintf(os.Stderr, "\nquickstart is serving on %s\n", base)
 	fmt.Fprintf(os.Stderr, "  try:        curl %s/hello/gopher\n", base)
 	if admin != "" {
@@ -108,7 +111,13 @@ func work(w http.ResponseWriter, r *http.Request) {
 	ctx, span := otel.Tracer("quickstart").Start(r.Context(), "compute")
 	defer span.End()
 	d := time.Duration(rand.IntN(50)) * time.Millisecond
+	if rand.IntN(15) == 0 {
+		d = 300*time.Millisecond + d*6 // now and then a slow one, to find on the status page
+	}
+	slog.InfoContext(ctx, "computing", "budget", d)
+	_, query := otel.Tracer("quickstart").Start(ctx, "query inventory")
 	time.Sleep(d)
+	query.End()
 	slog.DebugContext(ctx, "computed", "took", d)
 	if rand.IntN(10) == 0 {
 		slog.ErrorContext(ctx, "work failed", "error", errors.New("upstream timeout"))

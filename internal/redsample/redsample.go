@@ -138,7 +138,9 @@ type Config struct {
 	// at the default interval).
 	History int
 	// MaxRoutes bounds the routes tracked; default 1000. A route past it is
-	// not tracked and counted in Evicted (once per sample it shows up in).
+	// not tracked and counted in Evicted (once per sample it shows up in),
+	// until it has traffic while a tracked route has had none for the whole
+	// history: that one is dropped (and counted) to make room.
 	MaxRoutes int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
@@ -151,6 +153,7 @@ type Sampler struct {
 	mu      sync.Mutex
 	last    time.Time // time of the previous sample; zero before the first
 	routes  map[Key]*route
+	refused map[Key]cumulative // routes refused at MaxRoutes, their last totals (bounded by MaxRoutes)
 	evicted uint64
 	subs    []func(time.Time, map[Key]Delta)
 	panics  uint64
@@ -192,7 +195,7 @@ func New(cfg Config) *Sampler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Sampler{cfg: cfg, routes: map[Key]*route{}, stop: make(chan struct{}), done: make(chan struct{})}
+	return &Sampler{cfg: cfg, routes: map[Key]*route{}, refused: map[Key]cumulative{}, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // Interval is the configured sampling interval.
@@ -256,18 +259,35 @@ func (s *Sampler) Sample() {
 	for k, c := range cur {
 		r, ok := s.routes[k]
 		if !ok {
-			if len(s.routes) >= s.cfg.MaxRoutes && !s.evictIdle() {
-				s.evicted++
-				continue
+			var prev cumulative
+			if len(s.routes) >= s.cfg.MaxRoutes {
+				// Full: a refused route is admitted only once it has
+				// traffic, in place of a route idle for the whole history
+				// (so idle refused routes do not churn with idle tracked ones).
+				p, seen := s.refused[k]
+				if !seen && len(s.refused) >= s.cfg.MaxRoutes {
+					s.evicted++ // cannot tell whether it is new: stays refused
+					continue
+				}
+				// Unseen: its series appeared since the last sample (every
+				// refused route is remembered while there is room).
+				s.refused[k] = c.cumulative
+				if first || c.count == p.count || !s.evictIdle() {
+					s.evicted++
+					continue
+				}
+				delete(s.refused, k)
+				prev = p
 			}
-			r = &route{ring: make([]Delta, s.cfg.History), bound: c.bounds}
+			// A route first seen after the baseline holds new series (or was
+			// refused until now, from prev): what they hold beyond prev
+			// happened in this interval.
+			r = &route{ring: make([]Delta, s.cfg.History), bound: c.bounds, prev: prev}
 			s.routes[k] = r
 			if first {
 				r.prev = c.cumulative
 				continue
 			}
-			// A route first seen after the baseline: its series are new, so
-			// everything they hold happened in this interval.
 		}
 		if first {
 			r.prev = c.cumulative

@@ -32,6 +32,7 @@ type config struct {
 	logLevel  slog.Level
 	logFormat string // json | text
 	accessLog bool
+	logBuffer string // OBSERVE_LOG_BUFFER: on | off | "" (on for *os.File writers)
 
 	sdkDisabled bool
 
@@ -380,6 +381,15 @@ func loadConfig(getenv func(string) string, opts []Option) (*config, error) {
 		c.accessLog = false
 	default:
 		bad("OBSERVE_ACCESS_LOG", v, "on, off", nil)
+	}
+	switch v := strings.ToLower(strings.TrimSpace(getenv("OBSERVE_LOG_BUFFER"))); v {
+	case "":
+	case "on", "true", "1":
+		c.logBuffer = "on"
+	case "off", "false", "0":
+		c.logBuffer = "off"
+	default:
+		bad("OBSERVE_LOG_BUFFER", v, "on, off", nil)
 	}
 
 	// Redaction.

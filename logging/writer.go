@@ -31,6 +31,10 @@ type sink struct {
 	fields   []slog.Attr
 	sampling bool         // a sampling stage may pass a sample_rate in the context
 	buf      *batchWriter // nil: one write per line
+	// directAccess: the access lines may be written from their fields
+	// (access.go); false when the redactor counts one of their keys as
+	// sensitive.
+	directAccess bool
 }
 
 // lineWriter is the terminal stage of the pipeline: it writes one JSON (or
@@ -81,6 +85,7 @@ func newLineWriter(o *Options) *lineWriter {
 		fields:   o.Fields,
 		sampling: !o.Sampling.IsZero(),
 	}
+	s.directAccess = directAccess(s.redactor)
 	if o.Buffered {
 		s.buf = newBatchWriter(w, o.FlushInterval)
 	}

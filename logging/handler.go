@@ -31,6 +31,10 @@
 // attribute replaces an earlier one; an attribute named like a header field
 // is written as "attr.<key>"). An error is written as its message, plus
 // "<key>.stack" when it carries a stack trace.
+//
+// Lines are written one write per line, or with Options.Buffered in batches
+// by a background writer (WARN and ERROR lines at once, in order; Close
+// writes the rest).
 package logging
 
 import (

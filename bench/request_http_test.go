@@ -18,20 +18,19 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// One request through the whole middleware at default settings against
-// the usual peer stack doing the same work, in the same run:
+// BenchmarkRequestHTTP is one request through the whole middleware at
+// default settings against the usual peer stack doing the same work, in the
+// same run (cd bench && go test -run '^$' -bench RequestHTTP -benchmem):
 //
-//		cd bench && go test -run '^$' -bench RequestHTTP -benchmem -count 5
-//
-//	  - observe: observe.Init with its defaults (parentbased_always_on, spans
-//	    kept in process, RED metrics with exemplars, the access log line,
-//	    log lines to a file, so buffered) and middleware.HTTP;
-//	  - peer: otelhttp with the OTel SDK (parentbased_always_on, batch
-//	    processor to a discarding exporter, no otelhttp metrics), promhttp's
-//	    duration histogram and in-flight gauge, and an slog JSONHandler
-//	    access line with trace_id and span_id, written to the same kind of
-//	    file (slog writes each line at once: its default);
-//	  - bare: the ServeMux alone.
+//   - observe: observe.Init with its defaults (parentbased_always_on, spans
+//     kept in process, RED metrics with exemplars, the access log line, log
+//     lines to a file, so buffered) and middleware.HTTP;
+//   - peer: otelhttp with the OTel SDK (parentbased_always_on, batch
+//     processor to a discarding exporter, no otelhttp metrics), promhttp's
+//     duration histogram and in-flight gauge, and an slog JSONHandler access
+//     line with trace_id and span_id, written to the same kind of file (slog
+//     writes each line at once: its default);
+//   - bare: the ServeMux alone.
 //
 // Both write their lines to /dev/null, so the write system call is counted
 // as a service writing to stdout pays it, without a disk in the way.

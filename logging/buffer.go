@@ -8,9 +8,9 @@ import (
 	"time"
 )
 
-// DefaultFlushInterval is how often buffered lines are written when nothing
+// defaultFlushInterval is how often buffered lines are written when nothing
 // else flushes them first.
-const DefaultFlushInterval = 100 * time.Millisecond
+const defaultFlushInterval = 100 * time.Millisecond
 
 // bufferLimit is the size at which the buffer is flushed by the caller that
 // fills it: a burst waits for the write (backpressure) instead of growing
@@ -47,7 +47,7 @@ type batchWriter struct {
 // newBatchWriter starts the background writer; Close stops it.
 func newBatchWriter(w io.Writer, interval time.Duration) *batchWriter {
 	if interval <= 0 {
-		interval = DefaultFlushInterval
+		interval = defaultFlushInterval
 	}
 	b := &batchWriter{
 		w:     w,

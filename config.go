@@ -31,6 +31,7 @@ type config struct {
 	logLevel  slog.Level
 	logFormat string // json | text
 	accessLog bool
+	logBuffer string // OBSERVE_LOG_BUFFER: on | off | "" (on for *os.File writers)
 
 	sdkDisabled bool
 
@@ -243,6 +244,13 @@ func loadAdminEnv(env *envconfig.Env, c *config) {
 		}
 	}
 	env.Switch("OBSERVE_ACCESS_LOG", &c.accessLog)
+	var buffered bool
+	if env.Switch("OBSERVE_LOG_BUFFER", &buffered) {
+		c.logBuffer = "off"
+		if buffered {
+			c.logBuffer = "on"
+		}
+	}
 }
 
 // loadRedactEnv reads OBSERVE_REDACT_KEYS and OBSERVE_REDACT_HASH_KEY.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/observekit/observe/internal/envconfig"
 	"github.com/observekit/observe/internal/otlpexport"
@@ -90,6 +92,7 @@ func (o *Observer) startLogs(ctx context.Context) error {
 		DebugToken:    cfg.debugToken,
 		NoAccessLog:   !cfg.accessLog,
 		Ring:          o.newStatusLines(),
+		Buffered:      logBuffered(cfg),
 	}
 	if o.redactor == nil {
 		var err error
@@ -115,6 +118,20 @@ func (o *Observer) startLogs(ctx context.Context) error {
 	slog.SetDefault(o.logger)
 	logging.SetRoot(o.logHandler)
 	return nil
+}
+
+// logBuffered reports whether log lines are buffered: OBSERVE_LOG_BUFFER
+// when set, else for an *os.File (stdout, stderr, a file) and not for any
+// other writer, which a program or test may read right after logging.
+func logBuffered(cfg *config) bool {
+	switch cfg.logBuffer {
+	case "on":
+		return true
+	case "off":
+		return false
+	}
+	_, isFile := cfg.logWriter.(*os.File)
+	return isFile
 }
 
 // newRedactor builds the process's redaction policy from the built-in rules,
@@ -148,4 +165,29 @@ func (o *Observer) stopLogs(ctx context.Context) error {
 		return fmt.Errorf("flushing log records: %w", ctx.Err())
 	}
 	return nil
+}
+
+// closeLogLines writes the buffered log lines and stops their background
+// writer, by ctx's deadline: a log writer that blocks (a full pipe) makes
+// Shutdown return ctx's error, and the write finishes on its own.
+func (o *Observer) closeLogLines(ctx context.Context) error {
+	if o.logHandler == nil {
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- o.logHandler.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	// A grace for the usual case, a write of a few microseconds.
+	t := time.NewTimer(50 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return fmt.Errorf("writing buffered log lines: %w", ctx.Err())
+	}
 }

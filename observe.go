@@ -284,6 +284,13 @@ func (o *Observer) stop(ctx context.Context) error {
 	if o.levels != nil {
 		o.levels.Close()
 	}
+	// Last, so what the other signals logged while stopping is written too;
+	// lines logged after this are written one by one.
+	if err := o.closeLogLines(ctx); err != nil {
+		mu.Lock()
+		errs = append(errs, fmt.Errorf("observe: shutdown logs: %w", err))
+		mu.Unlock()
+	}
 	// Detach the globals that point at us.
 	if o.tracing != nil && tracing.Current() == o.tracing {
 		tracing.SetCurrent(nil)

@@ -22,6 +22,10 @@
 // attribute replaces an earlier one; an attribute named like a header field
 // is written as "attr.<key>"). An error is written as its message, plus
 // "<key>.stack" when it carries a stack trace.
+//
+// Lines are written one write per line, or with Options.Buffered in batches
+// by a background writer (WARN and ERROR lines at once, in order; Close
+// writes the rest).
 package logging
 
 import (
@@ -73,6 +77,16 @@ type Options struct {
 	// NoAccessLog turns off the access log line observe's middleware writes
 	// per request (on by default).
 	NoAccessLog bool
+	// Buffered collects lines in memory and writes them in batches, from a
+	// background writer every FlushInterval (default 100 ms) and whenever
+	// 64 KiB have accumulated (the caller that fills the buffer waits for
+	// the write: nothing is dropped). A WARN or ERROR line is written
+	// before its log call returns, with every line before it, in order.
+	// Close flushes and stops the background writer. A hard crash (os.Exit,
+	// log.Fatal, SIGKILL, a fatal runtime error) loses the DEBUG and INFO
+	// lines of the last interval at most. Off: one write per line.
+	Buffered      bool
+	FlushInterval time.Duration
 	// LoggerProvider, when set, receives every record too, through the
 	// OpenTelemetry slog bridge (OTLP export): after the same levels,
 	// sampling and redaction as the lines.
@@ -211,6 +225,17 @@ func handleRecovered(h slog.Handler, ctx context.Context, r slog.Record) (err er
 		}
 	}()
 	return h.Handle(ctx, r)
+}
+
+// Close writes the buffered lines and stops the background writer of a
+// Buffered handler; later lines are written one by one. It applies to every
+// handler derived from the same New, and is idempotent. Without Buffered it
+// does nothing. It does not stop the OTLP export (its Provider does).
+func (h *Handler) Close() error {
+	if b := h.w.s.buf; b != nil {
+		return b.Close()
+	}
+	return nil
 }
 
 // Levels returns the level controller.

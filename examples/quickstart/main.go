@@ -62,7 +62,11 @@ func main() {
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
-		log.Fatal(err)
+		// Not log.Fatal: after Init it writes at INFO through the observe
+		// logger, whose buffered INFO lines an os.Exit would lose. An ERROR
+		// line is written before the call returns.
+		slog.Error("cannot listen", "addr", *addr, "error", err)
+		os.Exit(1)
 	}
 	var handler http.Handler = mux
 	if *instrument {

@@ -98,7 +98,7 @@ func writeHTTPAccess(ctx context.Context, h slog.Handler, end time.Time, l acces
 	b = e.appendValue(b, slog.Float64Value(durationMS(l.Dur)))
 	b = e.appendKey(b, "", "http.response.body.size")
 	b = strconv.AppendInt(b, l.Size, 10)
-	_ = w.finish(bp, b)
+	_ = w.finish(ctx, bp, b)
 	return true
 }
 
@@ -118,17 +118,17 @@ func writeRPCAccess(ctx context.Context, h slog.Handler, end time.Time, l access
 	b = e.appendString(b, l.Code)
 	b = e.appendKey(b, "", "duration_ms")
 	b = e.appendValue(b, slog.Float64Value(durationMS(l.Dur)))
-	_ = w.finish(bp, b)
+	_ = w.finish(ctx, bp, b)
 	return true
 }
 
 // finish closes the line, writes it and returns the buffer to the pool.
-func (w *lineWriter) finish(bp *[]byte, b []byte) error {
+func (w *lineWriter) finish(ctx context.Context, bp *[]byte, b []byte) error {
 	if !w.s.enc.text {
 		b = append(b, '}')
 	}
 	b = append(b, '\n')
-	err := w.s.write(b, slog.LevelInfo)
+	err := w.emit(ctx, b, slog.LevelInfo)
 	if cap(b) <= 64<<10 {
 		*bp = b[:0]
 		bufPool.Put(bp)

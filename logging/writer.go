@@ -38,6 +38,18 @@ type sink struct {
 	directAccess bool
 }
 
+// emit writes one finished line and, when the line belongs to a trace,
+// keeps it in the status page's ring.
+func (h *lineWriter) emit(ctx context.Context, line []byte, level slog.Level) error {
+	err := h.s.write(line, level)
+	if h.s.ring != nil {
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+			h.s.ring.add(sc.TraceID(), line)
+		}
+	}
+	return err
+}
+
 // lineWriter is the terminal stage of the pipeline: it writes one JSON (or
 // text) line per record in the contract's shape. It redacts and correlates
 // inline, while encoding, rather than as separate stages that rebuild the
@@ -439,12 +451,7 @@ func (h *lineWriter) Handle(ctx context.Context, r slog.Record) (err error) {
 	}
 	st.b = append(st.b, '\n')
 
-	err = h.s.write(st.b, r.Level)
-	if h.s.ring != nil {
-		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-			h.s.ring.add(sc.TraceID(), st.b)
-		}
-	}
+	err = h.emit(ctx, st.b, r.Level)
 	if cap(st.b) <= 64<<10 {
 		*bp = st.b
 		bufPool.Put(bp)

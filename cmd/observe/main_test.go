@@ -24,8 +24,8 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files and the quickstart example's generated files")
 
-// observe runs the command and returns its exit code, stdout and stderr.
-func observe(t *testing.T, args ...string) (int, string, string) {
+// runCmd runs the command and returns its exit code, stdout and stderr.
+func runCmd(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	code := run(args, &out, &errOut)
@@ -34,7 +34,7 @@ func observe(t *testing.T, args ...string) (int, string, string) {
 
 func generate(t *testing.T, args ...string) []byte {
 	t.Helper()
-	code, out, errOut := observe(t, args...)
+	code, out, errOut := runCmd(t, args...)
 	if code != 0 {
 		t.Fatalf("observe %v: exit %d: %s", args, code, errOut)
 	}
@@ -346,7 +346,7 @@ func dsRefs(v any) []map[string]any {
 }
 
 func TestCheck(t *testing.T) {
-	code, out, errOut := observe(t, "check", "-f", "../../examples/quickstart/slo.yaml")
+	code, out, errOut := runCmd(t, "check", "-f", "../../examples/quickstart/slo.yaml")
 	if code != 0 || !strings.Contains(out, "ok: service quickstart") {
 		t.Errorf("check on the quickstart spec: exit %d, %q %q", code, out, errOut)
 	}
@@ -355,7 +355,7 @@ func TestCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, cmd := range []string{"check", "rules", "dashboard"} {
-		code, out, errOut = observe(t, cmd, "-f", bad)
+		code, out, errOut = runCmd(t, cmd, "-f", bad)
 		if code != 1 || out != "" {
 			t.Errorf("%s on a bad spec: exit %d, stdout %q", cmd, code, out)
 		}
@@ -367,11 +367,11 @@ func TestCheck(t *testing.T) {
 		}
 	}
 	for _, args := range [][]string{{}, {"nope"}, {"rules"}, {"rules", "-f", bad, "extra"}, {"check", "-prometheusrule", "-f", bad}} {
-		if code, _, _ := observe(t, args...); code != 2 {
+		if code, _, _ := runCmd(t, args...); code != 2 {
 			t.Errorf("observe %v: exit %d, want 2", args, code)
 		}
 	}
-	if code, _, errOut := observe(t, "check", "-f", "testdata/does-not-exist.yaml"); code != 1 || !strings.Contains(errOut, "does-not-exist.yaml") {
+	if code, _, errOut := runCmd(t, "check", "-f", "testdata/does-not-exist.yaml"); code != 1 || !strings.Contains(errOut, "does-not-exist.yaml") {
 		t.Errorf("missing file: exit %d, %q", code, errOut)
 	}
 }

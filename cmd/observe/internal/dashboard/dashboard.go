@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/grafana/grafana-foundation-sdk/go/cog"
-	"github.com/grafana/grafana-foundation-sdk/go/cog/variants"
 	"github.com/grafana/grafana-foundation-sdk/go/common"
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
@@ -294,9 +293,16 @@ func Queries(d dashboard.Dashboard) []Query {
 			title = *p.Title
 		}
 		for _, t := range p.Targets {
-			if q, ok := t.(*prometheus.Dataquery); ok {
-				out = append(out, Query{Panel: title, Expr: q.Expr, Exemplar: q.Exemplar != nil && *q.Exemplar})
+			var q prometheus.Dataquery
+			switch v := t.(type) {
+			case prometheus.Dataquery:
+				q = v
+			case *prometheus.Dataquery:
+				q = *v
+			default:
+				continue
 			}
+			out = append(out, Query{Panel: title, Expr: q.Expr, Exemplar: q.Exemplar != nil && *q.Exemplar})
 		}
 	}
 	for _, pr := range d.Panels {
@@ -318,5 +324,3 @@ type Query struct {
 	Expr     string
 	Exemplar bool
 }
-
-var _ variants.Dataquery = (*prometheus.Dataquery)(nil)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +19,11 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
 	"gopkg.in/yaml.v3"
 
 	"github.com/observekit/observe"
@@ -82,8 +88,55 @@ func e2eService(t *testing.T) (base, admin string) {
 	return srv.URL, obs.AdminAddr()
 }
 
-// traffic sends requests until the returned stop is called.
-func traffic(t *testing.T, base string) (stop func()) {
+// grpcService serves shop.Checkout with observe's gRPC middleware:
+// PlaceOrder fails one call in four with UNAVAILABLE, GetCart never. It
+// returns a connection to it.
+func grpcService(t *testing.T) *grpc.ClientConn {
+	t.Helper()
+	var calls atomic.Int64
+	handler := func(method string, fail bool) grpc.MethodHandler {
+		return func(_ any, ctx context.Context, dec func(any) error, ic grpc.UnaryServerInterceptor) (any, error) {
+			in := new(emptypb.Empty)
+			if err := dec(in); err != nil {
+				return nil, err
+			}
+			h := func(context.Context, any) (any, error) {
+				if fail && calls.Add(1)%4 == 0 {
+					return nil, status.Error(codes.Unavailable, "inventory down")
+				}
+				return new(emptypb.Empty), nil
+			}
+			if ic == nil {
+				return h(ctx, in)
+			}
+			return ic(ctx, in, &grpc.UnaryServerInfo{FullMethod: "/shop.Checkout/" + method}, h)
+		}
+	}
+	s := grpc.NewServer(middleware.GRPCServer()...)
+	s.RegisterService(&grpc.ServiceDesc{
+		ServiceName: "shop.Checkout",
+		HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{
+			{MethodName: "PlaceOrder", Handler: handler("PlaceOrder", true)},
+			{MethodName: "GetCart", Handler: handler("GetCart", false)},
+		},
+	}, struct{}{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(s.Stop)
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// traffic sends requests and RPCs until the returned stop is called.
+func traffic(t *testing.T, base string, conn *grpc.ClientConn) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -100,6 +153,11 @@ func traffic(t *testing.T, base string) (stop func()) {
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 			}
+			method := "/shop.Checkout/PlaceOrder"
+			if i%2 == 1 {
+				method = "/shop.Checkout/GetCart"
+			}
+			_ = conn.Invoke(ctx, method, new(emptypb.Empty), new(emptypb.Empty))
 			select {
 			case <-ctx.Done():
 			case <-time.After(2 * time.Millisecond):
@@ -112,9 +170,9 @@ func traffic(t *testing.T, base string) (stop func()) {
 	return stop
 }
 
-// A real Prometheus loads the rules generated from the quickstart's spec
-// and from burn.yaml, scrapes a running observe service serving a fraction
-// of 5xx, and evaluates every rule without an error; every recording rule
+// A real Prometheus loads the rules generated from the quickstart's spec,
+// burn.yaml and grpc.yaml, scrapes a running observe service serving a
+// fraction of 5xx (and of UNAVAILABLE), and evaluates every rule without an error; every recording rule
 // and every dashboard panel's query has data, the error ratios are the
 // fraction served, the page alert fires on the SLO that is burning and no
 // alert fires on the one that is not.
@@ -126,6 +184,7 @@ func TestRealPrometheus(t *testing.T) {
 	specs := map[string]string{ // job → spec
 		"quickstart": "../../examples/quickstart/slo.yaml",
 		"checkout":   "testdata/burn.yaml",
+		"grpc":       "testdata/grpc.yaml",
 	}
 	dir := t.TempDir()
 	parsed := map[string]*spec.Spec{}
@@ -164,10 +223,10 @@ func TestRealPrometheus(t *testing.T) {
 	}
 
 	base, admin := e2eService(t)
-	stop := traffic(t, base)
+	stop := traffic(t, base, grpcService(t))
 	defer stop()
 	prom := testbackend.StartPrometheus(t, testbackend.PrometheusOptions{
-		Targets:   []testbackend.ScrapeTarget{{Job: "quickstart", Addr: admin}, {Job: "checkout", Addr: admin}},
+		Targets:   []testbackend.ScrapeTarget{{Job: "quickstart", Addr: admin}, {Job: "checkout", Addr: admin}, {Job: "grpc", Addr: admin}},
 		RuleFiles: ruleFiles,
 	})
 	ctx := context.Background()
@@ -189,6 +248,8 @@ func TestRealPrometheus(t *testing.T) {
 		`slo:sli_error:ratio_rate5m{sloth_id="checkout-latency"}`:        0,
 		`slo:sli_error:ratio_rate5m{sloth_id="checkout-latency-1s"}`:     0,
 		`slo:sli_error:ratio_rate5m{sloth_id="quickstart-work-latency"}`: 0,
+		`slo:sli_error:ratio_rate5m{sloth_id="shop-place-order"}`:        0.25,
+		`slo:sli_error:ratio_rate5m{sloth_id="shop-rpc-latency"}`:        0,
 	} {
 		if _, err := prom.Eventually(ctx, wait, q, func(s []testbackend.Sample) bool {
 			return len(s) == 1 && math.Abs(s[0].Value-want) <= 0.03

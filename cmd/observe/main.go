@@ -66,6 +66,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	if ns != nil && *ns != "" && !*asCR {
+		fmt.Fprintf(stderr, "observe rules: -namespace goes with -prometheusrule\n%s", usage)
+		return 2
+	}
 	if *file == "" || fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "observe %s: -f slo.yaml is required, and nothing else\n%s", cmd, usage)
 		return 2

@@ -366,7 +366,7 @@ func TestCheck(t *testing.T) {
 			}
 		}
 	}
-	for _, args := range [][]string{{}, {"nope"}, {"rules"}, {"rules", "-f", bad, "extra"}, {"check", "-prometheusrule", "-f", bad}} {
+	for _, args := range [][]string{{}, {"nope"}, {"rules"}, {"rules", "-f", bad, "extra"}, {"check", "-prometheusrule", "-f", bad}, {"rules", "-f", bad, "-namespace", "x"}} {
 		if code, _, _ := runCmd(t, args...); code != 2 {
 			t.Errorf("observe %v: exit %d, want 2", args, code)
 		}

@@ -41,7 +41,8 @@ type ScrapeTarget struct {
 // PrometheusOptions configures StartPrometheus.
 type PrometheusOptions struct {
 	Targets        []ScrapeTarget
-	ScrapeInterval time.Duration // default 1s
+	ScrapeInterval time.Duration // default 1s; also the rule evaluation interval
+	RuleFiles      []string      // rule files to load (paths)
 }
 
 // Prometheus is a real Prometheus server a test started on 127.0.0.1, with
@@ -67,7 +68,14 @@ func StartPrometheus(t testing.TB, opts PrometheusOptions) *Prometheus {
 	dir := t.TempDir()
 	var cfg strings.Builder
 	iv := opts.ScrapeInterval.String()
-	fmt.Fprintf(&cfg, "global:\n  scrape_interval: %s\n  evaluation_interval: %s\nscrape_configs:\n", iv, iv)
+	fmt.Fprintf(&cfg, "global:\n  scrape_interval: %s\n  evaluation_interval: %s\n", iv, iv)
+	if len(opts.RuleFiles) > 0 {
+		cfg.WriteString("rule_files:\n")
+		for _, f := range opts.RuleFiles {
+			fmt.Fprintf(&cfg, "  - %q\n", f)
+		}
+	}
+	cfg.WriteString("scrape_configs:\n")
 	for _, tg := range opts.Targets {
 		fmt.Fprintf(&cfg, "  - job_name: %q\n    scrape_interval: %s\n    scrape_timeout: %s\n    static_configs:\n      - targets: [%q]\n",
 			tg.Job, iv, (opts.ScrapeInterval * 9 / 10).String(), tg.Addr)

@@ -14,22 +14,24 @@ const (
 
 // LineRing keeps the most recent log lines that carry a trace_id, as
 // written, indexed by trace ID, so a trace view can show its lines. It is
-// bounded twice: by the bytes of the lines (one arena allocated up front;
+// bounded twice: by the bytes of the lines (one arena, allocated whole by the first line;
 // keeping a line copies it and allocates nothing) and by their number; the
 // oldest lines go first and are counted in Evicted. A line longer than a
 // quarter of the arena is not kept (counted in TooLong).
 //
 // Give it to a pipeline with Options.Ring; observe's status page reads it.
 type LineRing struct {
-	mu      sync.Mutex
-	arena   []byte
-	pos     int // where the next line's bytes go
-	ents    []ringEntry
-	first   uint64 // sequence number of the oldest line held (1-based)
-	total   uint64 // lines ever kept; the newest's sequence number
-	evicted uint64
-	tooLong uint64
-	head    map[trace.TraceID]uint64 // each trace's newest line
+	mu       sync.Mutex
+	maxBytes int
+	maxLines int
+	arena    []byte // maxBytes, allocated by the first add
+	pos      int    // where the next line's bytes go
+	ents     []ringEntry
+	first    uint64 // sequence number of the oldest line held (1-based)
+	total    uint64 // lines ever kept; the newest's sequence number
+	evicted  uint64
+	tooLong  uint64
+	head     map[trace.TraceID]uint64 // each trace's newest line
 }
 
 type ringEntry struct {
@@ -48,24 +50,30 @@ func NewLineRing(maxBytes, maxLines int) *LineRing {
 	if maxLines <= 0 {
 		maxLines = DefaultRingLines
 	}
+	// The arena and the entries are allocated by the first line kept, so
+	// Init stays cheap and a service that never logs inside a trace never
+	// holds them.
 	return &LineRing{
-		arena: make([]byte, maxBytes),
-		ents:  make([]ringEntry, maxLines),
-		first: 1,
-		head:  make(map[trace.TraceID]uint64),
+		maxBytes: maxBytes,
+		maxLines: maxLines,
+		first:    1,
+		head:     make(map[trace.TraceID]uint64),
 	}
 }
 
 // add keeps a copy of line for trace tid.
 func (r *LineRing) add(tid trace.TraceID, line []byte) {
 	n := len(line)
-	if n > len(r.arena)/4 {
+	if n > r.maxBytes/4 {
 		r.mu.Lock()
 		r.tooLong++
 		r.mu.Unlock()
 		return
 	}
 	r.mu.Lock()
+	if r.arena == nil {
+		r.arena, r.ents = make([]byte, r.maxBytes), make([]ringEntry, r.maxLines)
+	}
 	off := r.pos
 	wrap := off+n > len(r.arena)
 	if wrap {
@@ -137,7 +145,7 @@ func (r *LineRing) Stats() RingStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return RingStats{
-		MaxBytes: len(r.arena), MaxLines: len(r.ents),
+		MaxBytes: r.maxBytes, MaxLines: r.maxLines,
 		Lines: int(r.total - r.first + 1), Traces: len(r.head),
 		Total: r.total, Evicted: r.evicted, TooLong: r.tooLong,
 	}

@@ -54,6 +54,8 @@ type config struct {
 
 	logs logSettings // sampling, value size, OTLP push (logs_config.go)
 
+	anomaly anomalySettings // anomaly_config.go
+
 	adminAddr  string // "" when off
 	adminToken string
 
@@ -172,6 +174,7 @@ func loadConfig(getenv func(string) string, opts []Option) (*config, error) {
 		adminAddr:       ":9464",
 		spanStoreSize:   1000,
 		otlpTimeout:     10 * time.Second,
+		anomaly:         defaultAnomalySettings(),
 	}
 	var errs []error
 	bad := func(variable, value, accepted string, err error) {
@@ -335,6 +338,7 @@ func loadConfig(getenv func(string) string, opts []Option) (*config, error) {
 	loadLogsEnv(getenv, c, bad, func(variable, accepted string, err error) {
 		errs = append(errs, secretConfigError(variable, accepted, err))
 	})
+	loadAnomalyEnv(getenv, c, bad)
 	switch v := strings.TrimSpace(getenv("OTEL_LOGS_EXPORTER")); v {
 	case "":
 	case "none", "otlp":

@@ -53,6 +53,8 @@ type Observer struct {
 	metrics    *metrics.Metrics
 	meters     *metrics.MeterProvider // the global OTel meter provider
 	profiler   *profiling.Profiler
+	hooks      *hookList     // OnAnomaly's (anomaly.go)
+	anomaly    *anomalyWatch // nil when anomaly detection is off
 
 	admin       http.Handler
 	adminServer *http.Server
@@ -86,7 +88,7 @@ func Init(ctx context.Context, opts ...Option) (*Observer, error) {
 }
 
 func start(ctx context.Context, cfg *config) (_ *Observer, err error) {
-	o := &Observer{cfg: cfg, shutdownDone: make(chan struct{})}
+	o := &Observer{cfg: cfg, shutdownDone: make(chan struct{}), hooks: &hookList{}}
 	defer func() {
 		if err != nil {
 			// Undo what was started; nothing may be left running.
@@ -160,6 +162,7 @@ func start(ctx context.Context, cfg *config) (_ *Observer, err error) {
 		}
 	}
 
+	o.startAnomaly() // on the RED sampler; anomaly_sample.go
 	o.admin = o.newAdminHandler()
 	if cfg.adminAddr != "" {
 		ln, err := net.Listen("tcp", cfg.adminAddr)
@@ -264,6 +267,9 @@ func (o *Observer) stop(ctx context.Context) error {
 	}
 	if o.logExport != nil {
 		run("logs", o.stopLogs)
+	}
+	if o.anomaly != nil {
+		run("anomaly", o.anomaly.stop)
 	}
 	if o.meters != nil {
 		run("metrics", o.meters.Shutdown)

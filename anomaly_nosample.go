@@ -1,0 +1,6 @@
+//go:build !redsample
+
+package observe
+
+// TEMPORARY until internal/redsample lands on main.
+func (o *Observer) startAnomaly() {}

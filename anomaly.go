@@ -67,10 +67,10 @@ type hookList struct {
 
 // Bounds of what the watch keeps.
 const (
-	maxHookCalls      = 64  // hook calls running at once
-	maxRecentAnomaly  = 100 // ended anomalies kept for /debug/anomalies
-	maxAnomalyBursts  = 8   // profile bursts kept for the admin endpoints
-	maxAnomalySeries  = 1000 // series of observe_anomaly_active
+	maxHookCalls     = 64   // hook calls running at once
+	maxRecentAnomaly = 100  // ended anomalies kept for /debug/anomalies
+	maxAnomalyBursts = 8    // profile bursts kept for the admin endpoints
+	maxAnomalySeries = 1000 // series of observe_anomaly_active
 )
 
 // anomalyWatch runs the detector on the RED sampler's snapshots and carries

@@ -1,5 +1,3 @@
-//go:build redsample
-
 package observe
 
 import (

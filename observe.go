@@ -27,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/observekit/observe/internal/redsample"
 	"github.com/observekit/observe/logging"
 	"github.com/observekit/observe/metrics"
 	"github.com/observekit/observe/profiling"
@@ -53,8 +54,9 @@ type Observer struct {
 	metrics    *metrics.Metrics
 	meters     *metrics.MeterProvider // the global OTel meter provider
 	profiler   *profiling.Profiler
-	hooks      *hookList     // OnAnomaly's (anomaly.go)
-	anomaly    *anomalyWatch // nil when anomaly detection is off
+	red        *redsample.Sampler // per-route RED history from the registry; nil when metrics are off
+	hooks      *hookList          // OnAnomaly's (anomaly.go)
+	anomaly    *anomalyWatch      // nil when anomaly detection is off
 
 	admin       http.Handler
 	adminServer *http.Server
@@ -162,7 +164,6 @@ func start(ctx context.Context, cfg *config) (_ *Observer, err error) {
 		}
 	}
 
-	o.startAnomaly() // on the RED sampler; anomaly_sample.go
 	o.admin = o.newAdminHandler()
 	if cfg.adminAddr != "" {
 		ln, err := net.Listen("tcp", cfg.adminAddr)
@@ -186,6 +187,11 @@ func start(ctx context.Context, cfg *config) (_ *Observer, err error) {
 		}()
 	}
 	if o.metrics != nil {
+		// The status page and the anomaly detector read per-route RED
+		// figures from here, sampled off the request path.
+		o.red = redsample.New(redsample.Config{Gatherer: o.metrics.Registry()})
+		o.red.Start()
+		o.startAnomaly() // on the RED sampler; anomaly_sample.go
 		o.metrics.SetSelfTelemetry(o.selfTelemetry())
 		if t := o.tracing.Tail(); t != nil {
 			// Exemplars only for kept traces; see tracing.Kept.
@@ -233,6 +239,9 @@ func (o *Observer) Shutdown(ctx context.Context) error {
 
 func (o *Observer) stop(ctx context.Context) error {
 	o.ready.Store(false)
+	if o.red != nil {
+		o.red.Stop()
+	}
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex

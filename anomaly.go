@@ -270,7 +270,7 @@ func (w *anomalyWatch) updateEvidence(now time.Time) {
 }
 
 func (w *anomalyWatch) logStart(a Anomaly) {
-	w.log.Warn("anomaly started",
+	w.log.LogAttrs(context.Background(), slog.LevelWarn, "anomaly started",
 		slog.String("anomaly.id", a.ID),
 		slog.String("anomaly.kind", a.Kind),
 		slog.String("route", a.Route),
@@ -284,7 +284,8 @@ func (w *anomalyWatch) logStart(a Anomaly) {
 }
 
 func (w *anomalyWatch) logEnd(e endedAnomaly) {
-	w.log.Info("anomaly ended",
+	// Past log sampling: the end of an anomaly is never sampled away.
+	w.log.LogAttrs(evidence.KeepLines(context.Background()), slog.LevelInfo, "anomaly ended",
 		slog.String("anomaly.id", e.ID),
 		slog.String("anomaly.kind", e.Kind),
 		slog.String("route", e.Route),
@@ -368,7 +369,7 @@ func (w *anomalyWatch) startBurst(a *activeAnomaly) {
 			w.burstsEvicted.Add(1)
 		}
 		w.mu.Unlock()
-		w.log.Info("anomaly profile taken",
+		w.log.LogAttrs(evidence.KeepLines(context.Background()), slog.LevelInfo, "anomaly profile taken",
 			slog.String("anomaly.id", id),
 			slog.Int("cpu_bytes", len(b.CPU)),
 			slog.String("cpu_error", b.CPUErr),

@@ -3,6 +3,7 @@ package observe
 import (
 	"log/slog"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/observekit/observe/internal/anomaly"
@@ -27,13 +28,12 @@ func (o *Observer) startAnomaly() {
 	if iv := o.red.Interval(); iv > 0 && window > iv {
 		every = int(math.Ceil(float64(window) / float64(iv)))
 	}
-	tick := 0
+	var tick atomic.Int64
 	o.red.OnSample(func(now time.Time, deltas map[redsample.Key]redsample.Delta) {
 		if w.ctx.Err() != nil {
 			return // stopped
 		}
-		tick++
-		if tick%every != 0 {
+		if tick.Add(1)%int64(every) != 0 {
 			return
 		}
 		ws := make(map[anomaly.Key]anomaly.Window, len(deltas))

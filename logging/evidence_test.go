@@ -1,6 +1,7 @@
 package logging
 
 import (
+	"context"
 	"log/slog"
 	"testing"
 
@@ -42,5 +43,25 @@ func TestSamplingKeepsAnomalyEvidence(t *testing.T) {
 	}
 	if n := len(lb.lines()); n != 200 {
 		t.Errorf("%d lines after the anomaly ended, want none kept", n-200)
+	}
+}
+
+// Lines marked with evidence.KeepLines (the anomaly detector's own INFO
+// lines) pass sampling, without a sample_rate.
+func TestSamplingKeepsMarkedLines(t *testing.T) {
+	log, h, lb := newTest(Options{Levels: NewLevelController(slog.LevelDebug), Sampling: SampleRates{Info: 0.0001}})
+	ctx := evidence.KeepLines(context.Background())
+	for range 50 {
+		log.InfoContext(ctx, "anomaly ended")
+		log.Info("unmarked")
+	}
+	recs := lb.records(t)
+	if len(recs) != 50 || h.Dropped() != 50 {
+		t.Fatalf("%d lines kept (want the 50 marked), %d dropped", len(recs), h.Dropped())
+	}
+	for _, r := range recs {
+		if r["msg"] != "anomaly ended" || r["sample_rate"] != nil {
+			t.Fatalf("line %v", r)
+		}
 	}
 }

@@ -168,7 +168,7 @@ func (s *sampler) keep(ctx context.Context, l slog.Level) bool {
 		return true
 	}
 	sc := trace.SpanContextFromContext(ctx)
-	if sc.IsSampled() || evidence.LogsKept(sc.TraceID()) { // anomalies: internal/evidence
+	if sc.IsSampled() || evidence.LogsKept(sc.TraceID()) || evidence.LinesKept(ctx) { // anomalies: internal/evidence
 		return true
 	}
 	var u uint64
@@ -196,7 +196,7 @@ func (s *sampler) annotation(ctx context.Context, l slog.Level) *float64 {
 	default:
 		rate = &s.debugRate
 	}
-	if sc := trace.SpanContextFromContext(ctx); *rate >= 1 || sc.IsSampled() || evidence.LogsKept(sc.TraceID()) {
+	if sc := trace.SpanContextFromContext(ctx); *rate >= 1 || sc.IsSampled() || evidence.LogsKept(sc.TraceID()) || evidence.LinesKept(ctx) {
 		return nil
 	}
 	if debugActive.Load() > 0 && DebugEnabled(ctx) {

@@ -7,6 +7,7 @@
 package evidence
 
 import (
+	"context"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -151,4 +152,18 @@ func Forgotten() uint64 {
 	marked.Lock()
 	defer marked.Unlock()
 	return marked.forgotten
+}
+
+type keepLinesKey struct{}
+
+// KeepLines returns ctx marked so that log lines written with it pass log
+// sampling: the anomaly detector's own INFO lines (an anomaly ended) must
+// not be sampled away.
+func KeepLines(ctx context.Context) context.Context {
+	return context.WithValue(ctx, keepLinesKey{}, true)
+}
+
+// LinesKept reports whether ctx was marked by KeepLines.
+func LinesKept(ctx context.Context) bool {
+	return ctx != nil && ctx.Value(keepLinesKey{}) != nil
 }

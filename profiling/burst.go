@@ -61,8 +61,8 @@ func (p *Profiler) TakeBurst(ctx context.Context, d time.Duration, labels map[st
 	if err := pprof.Lookup("goroutine").WriteTo(&g, 0); err == nil {
 		b.Goroutines = g.Bytes()
 	}
-	if p == nil || p.target == nil || p.uploads == nil {
-		return b
+	if p == nil || p.target == nil || p.uploads == nil || ctx.Err() != nil {
+		return b // not pushing, or shutting down (the uploader is stopping)
 	}
 	for _, prof := range []struct {
 		typ  string

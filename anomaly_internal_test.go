@@ -17,6 +17,7 @@ import (
 	"github.com/google/pprof/profile"
 	"github.com/observekit/observe/internal/anomaly"
 	"github.com/observekit/observe/internal/evidence"
+	"github.com/observekit/observe/internal/redsample"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -245,5 +246,55 @@ func TestAnomalyHooksBounded(t *testing.T) {
 	}
 	if got := w.hooksDropped.Load(); got != 6 {
 		t.Errorf("dropped %d hook calls, want 6 of 70", got)
+	}
+}
+
+// A window longer than the sampler's interval merges that many intervals
+// per verdict (here 3 intervals of 1s per 3s window, on a fake clock):
+// the latency step is judged on merged windows, and one verdict is taken
+// every 3 samples.
+func TestAnomalyWindowMergesIntervals(t *testing.T) {
+	t.Setenv("OBSERVE_ANOMALY", "off")
+	o, err := Init(context.Background(), WithLogWriter(io.Discard), WithAdminAddr("off"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Shutdown(context.Background())
+	o.cfg.anomaly.profile = false
+	w := newAnomalyWatch(o)
+	o.anomaly = w
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	red := redsample.New(redsample.Config{Gatherer: o.metrics.Registry(), Interval: time.Second, Now: func() time.Time { return now }})
+	w.attach(red, 3*time.Second)
+	red.OnSample(func(time.Time, map[redsample.Key]redsample.Delta) {}) // a second subscriber changes nothing
+	red.Sample()
+	verdicts := 0
+	lat := 10 * time.Millisecond
+	for i := range 45 {
+		if i == 30 {
+			lat = 200 * time.Millisecond
+		}
+		for range 10 { // 10 requests a second: 30 a window, over the guard of 20 only when merged
+			o.metrics.HTTPServer.Observe("GET", "/merge", 200, lat, trace.SpanContext{})
+		}
+		now = now.Add(time.Second)
+		red.Sample()
+		w.mu.Lock()
+		if w.det.Watched(anomaly.Key{Kind: "http_server", Route: "/merge"}, anomaly.Latency) && verdicts == 0 {
+			verdicts = i + 1
+		}
+		w.mu.Unlock()
+	}
+	if verdicts != 18 {
+		t.Errorf("latency watched after %d samples, want 18 (6 windows of 3 intervals)", verdicts)
+	}
+	w.mu.Lock()
+	active := w.det.Active()
+	w.mu.Unlock()
+	if len(active) != 1 || active[0].Kind != anomaly.Latency {
+		t.Fatalf("active: %+v", active)
+	}
+	if a := active[0]; a.Since.Sub(time.Date(2026, 1, 1, 0, 0, 30, 0, time.UTC)) != 0 || a.Observed < 0.1 {
+		t.Errorf("anomaly since %s (want the window starting at 00:00:30), observed p95 %g", a.Since, a.Observed)
 	}
 }

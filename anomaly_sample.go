@@ -2,7 +2,6 @@ package observe
 
 import (
 	"log/slog"
-	"math"
 	"sync/atomic"
 	"time"
 
@@ -11,8 +10,7 @@ import (
 )
 
 // startAnomaly starts anomaly detection on the RED sampler's snapshots
-// (nothing is added to the request path): every OBSERVE_ANOMALY_WINDOW, the
-// routes' windows go through the detector.
+// (nothing is added to the request path).
 func (o *Observer) startAnomaly() {
 	if o.cfg.anomaly.off || o.red == nil || o.metrics == nil {
 		return
@@ -23,13 +21,18 @@ func (o *Observer) startAnomaly() {
 		return
 	}
 	o.anomaly = w
-	window := o.cfg.anomaly.window
+	w.attach(o.red, o.cfg.anomaly.window)
+}
+
+// attach feeds the watch from red: every window (rounded up to whole
+// sampler intervals), each route's last intervals merged into one window.
+func (w *anomalyWatch) attach(red *redsample.Sampler, window time.Duration) {
 	every := 1
-	if iv := o.red.Interval(); iv > 0 && window > iv {
-		every = int(math.Ceil(float64(window) / float64(iv)))
+	if iv := red.Interval(); iv > 0 && window > iv {
+		every = int((window + iv - 1) / iv)
 	}
 	var tick atomic.Int64
-	o.red.OnSample(func(now time.Time, deltas map[redsample.Key]redsample.Delta) {
+	red.OnSample(func(now time.Time, deltas map[redsample.Key]redsample.Delta) {
 		if w.ctx.Err() != nil {
 			return // stopped
 		}
@@ -37,14 +40,16 @@ func (o *Observer) startAnomaly() {
 			return
 		}
 		ws := make(map[anomaly.Key]anomaly.Window, len(deltas))
-		if every == 1 {
-			for k, d := range deltas {
-				ws[anomaly.Key{Kind: string(k.Kind), Route: k.Route}] = toWindow(d)
+		for k, d := range deltas {
+			if every > 1 {
+				// The last `every` intervals, this one included: counted,
+				// not timed, so that a ticker's jitter never merges one
+				// interval into two windows.
+				h := red.History(k)
+				h = h[max(0, len(h)-every):]
+				d = redsample.Merge(h...)
 			}
-		} else {
-			for _, k := range o.red.Keys() {
-				ws[anomaly.Key{Kind: string(k.Kind), Route: k.Route}] = toWindow(o.red.Window(k, window))
-			}
+			ws[anomaly.Key{Kind: string(k.Kind), Route: k.Route}] = toWindow(d)
 		}
 		w.observe(now, ws)
 	})

@@ -73,6 +73,7 @@ func (o *Observer) newAdminHandler() http.Handler {
 	pp.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	pp.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.Handle("/debug/pprof/", o.protect(pp))
+	o.mountAnomaly(mux) // anomaly_admin.go
 	return mux
 }
 

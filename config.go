@@ -51,6 +51,8 @@ type config struct {
 
 	logs logSettings // sampling, value size, OTLP push (logs_config.go)
 
+	anomaly anomalySettings // anomaly_config.go
+
 	adminAddr  string // "" when off
 	adminToken string
 	debugToken string // OBSERVE_DEBUG_TOKEN: per-request debug; "" off
@@ -150,6 +152,7 @@ func loadConfig(getenv func(string) string, opts []Option) (*config, error) {
 		metricsExporter: []string{"prometheus"},
 		logsExporter:    "none",
 		adminAddr:       ":9464",
+		anomaly:         defaultAnomalySettings(),
 	}
 	env := envconfig.New(getenv)
 	env.Bool("OTEL_SDK_DISABLED", &c.sdkDisabled)
@@ -160,6 +163,7 @@ func loadConfig(getenv func(string) string, opts []Option) (*config, error) {
 	loadAdminEnv(env, c)
 	loadRedactEnv(env, c)
 	loadStatusEnv(env, c)
+	loadAnomalyEnv(env, c)
 	env.URL("PYROSCOPE_SERVER_ADDRESS", "an absolute URL such as http://pyroscope:4040", &c.pyroscopeAddr)
 	c.pyroscopeUser = getenv("PYROSCOPE_BASIC_AUTH_USER")
 	c.pyroscopePassword = getenv("PYROSCOPE_BASIC_AUTH_PASSWORD")

@@ -55,6 +55,8 @@ type Observer struct {
 	meters     *metrics.MeterProvider // the global OTel meter provider
 	profiler   *profiling.Profiler
 	red        *redsample.Sampler // per-route RED history from the registry; nil when metrics are off
+	hooks      *hookList          // OnAnomaly's (anomaly.go)
+	anomaly    *anomalyWatch      // nil when anomaly detection is off
 
 	admin       http.Handler
 	status      *statusState      // the status page (status.go)
@@ -91,7 +93,7 @@ func Init(ctx context.Context, opts ...Option) (*Observer, error) {
 }
 
 func start(ctx context.Context, cfg *config) (_ *Observer, err error) {
-	o := &Observer{cfg: cfg, shutdownDone: make(chan struct{})}
+	o := &Observer{cfg: cfg, shutdownDone: make(chan struct{}), hooks: &hookList{}}
 	defer func() {
 		if err != nil {
 			// Undo what was started; nothing may be left running.
@@ -184,6 +186,7 @@ func start(ctx context.Context, cfg *config) (_ *Observer, err error) {
 		// figures from here, sampled off the request path.
 		o.red = redsample.New(redsample.Config{Gatherer: o.metrics.Registry()})
 		o.red.Start()
+		o.startAnomaly() // on the RED sampler; anomaly_sample.go
 		o.metrics.SetSelfTelemetry(o.selfTelemetry())
 		if t := o.tracing.Tail(); t != nil {
 			// Exemplars only for kept traces; see tracing.Kept.
@@ -268,6 +271,9 @@ func (o *Observer) stop(ctx context.Context) error {
 	}
 	if o.logExport != nil {
 		run("logs", o.stopLogs)
+	}
+	if o.anomaly != nil {
+		run("anomaly", o.anomaly.stop)
 	}
 	if o.meters != nil {
 		run("metrics", o.meters.Shutdown)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/observekit/observe/internal/evidence"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -167,7 +168,7 @@ func (s *sampler) keep(ctx context.Context, l slog.Level) bool {
 		return true
 	}
 	sc := trace.SpanContextFromContext(ctx)
-	if sc.IsSampled() {
+	if sc.IsSampled() || evidence.LogsKept(sc.TraceID()) || evidence.LinesKept(ctx) { // anomalies: internal/evidence
 		return true
 	}
 	var u uint64
@@ -195,7 +196,7 @@ func (s *sampler) annotation(ctx context.Context, l slog.Level) *float64 {
 	default:
 		rate = &s.debugRate
 	}
-	if *rate >= 1 || trace.SpanContextFromContext(ctx).IsSampled() {
+	if sc := trace.SpanContextFromContext(ctx); *rate >= 1 || sc.IsSampled() || evidence.LogsKept(sc.TraceID()) || evidence.LinesKept(ctx) {
 		return nil
 	}
 	if debugActive.Load() > 0 && DebugEnabled(ctx) {

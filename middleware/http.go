@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/observekit/observe/internal/evidence"
 	"github.com/observekit/observe/metrics"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -168,7 +169,9 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// span↔profile links (profiling.LinkSpans) label the request's CPU
 		// samples with it. Matching next for it costs a second ServeMux
 		// match, only paid when those links are on.
-		early, matched = h.startRoute(r, tp.TracerWrapped())
+		// While an anomaly keeps a route's traces, the sampler needs the
+		// route in the span's name (internal/evidence).
+		early, matched = h.startRoute(r, tp.TracerWrapped() || evidence.Active())
 		name := spanName(r.Method, early)
 		if tp.StartAttributesObserved() {
 			// The semantic conventions want these at creation, for samplers.

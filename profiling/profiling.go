@@ -87,6 +87,7 @@ var DefaultProfileTypes = []pyroscope.ProfileType{
 type Profiler struct {
 	py      *pyroscope.Profiler // nil: not pushing
 	uploads *uploadClient
+	target  *pushTarget // where bursts are pushed (burst.go); nil: not pushing
 
 	resetMutex bool
 	resetBlock bool
@@ -142,6 +143,7 @@ func Start(cfg Config) (*Profiler, error) {
 		return nil, fmt.Errorf("profiling: %w", err)
 	}
 	p.py = py
+	p.target = &pushTarget{addr: cfg.ServerAddress, app: pc.ApplicationName, tags: cfg.Tags, user: cfg.BasicAuthUser, pass: cfg.BasicAuthPassword}
 	return p, nil
 }
 

@@ -658,7 +658,7 @@ func (p *Provider) installTail(c TailConfig, extra []sdktrace.SpanProcessor) []s
 	}
 	p.tail = NewTailSampler(c, next...)
 	return []sdktrace.TracerProviderOption{
-		sdktrace.WithSampler(p.tail.Sampler()),
+		sdktrace.WithSampler(withEvidence(p.tail.Sampler())),
 		sdktrace.WithSpanProcessor(p.tail),
 	}
 }

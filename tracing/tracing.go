@@ -142,7 +142,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	}
 	p.store.redactor = cfg.Redactor
 	opts := []sdktrace.TracerProviderOption{
-		sdktrace.WithSampler(cfg.Sampler),
+		sdktrace.WithSampler(withEvidence(cfg.Sampler)), // anomalies: see evidence.go
 		sdktrace.WithSpanProcessor(p.store),
 	}
 	if cfg.Resource != nil {

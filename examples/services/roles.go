@@ -151,4 +151,3 @@ func (inventory) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) (*tes
 	slog.InfoContext(ctx, "item found", "order.id", id)
 	return &testpb.SimpleResponse{Username: "item-" + id}, nil
 }
-

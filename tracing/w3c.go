@@ -10,9 +10,9 @@ import (
 
 // traceContext is the W3C Trace Context propagator behind
 // OTEL_PROPAGATORS=tracecontext. It is OpenTelemetry's
-// propagation.TraceContext (whose traceparent parsing and injection it
-// uses) with the header handling the W3C conformance suite asks for and the
-// OTel one lacks:
+// propagation.TraceContext (whose injection it uses, and whose traceparent
+// parsing it mirrors, differentially fuzzed against it) with the header
+// handling the W3C conformance suite asks for and the OTel one lacks:
 //   - a request with more than one traceparent header has no valid parent
 //     (a new trace starts), as the spec says for an ambiguous one;
 //   - several tracestate headers are one list, combined in order; empty
@@ -61,11 +61,19 @@ func (tc traceContext) Extract(ctx context.Context, carrier propagation.TextMapC
 	if len(parents) != 1 {
 		return ctx // none, or ambiguous
 	}
-	sc := trace.SpanContextFromContext(tc.TraceContext.Extract(context.Background(), singleHeader(parents[0])))
-	if !sc.IsValid() {
+	sc, ok := parseTraceparent(parents[0])
+	if !ok {
 		return ctx
 	}
-	list, ok := parseTracestate(headerValues(carrier, tracestateHeader))
+	states := headerValues(carrier, tracestateHeader)
+	if len(states) == 1 {
+		// One header OTel's parser accepts (the usual case) is the list
+		// this grammar gives too, and all of it fits OTel's TraceState.
+		if ts, err := trace.ParseTraceState(states[0]); err == nil {
+			return trace.ContextWithRemoteSpanContext(ctx, sc.WithTraceState(ts))
+		}
+	}
+	list, ok := parseTracestate(states)
 	if !ok || len(list) == 0 {
 		return trace.ContextWithRemoteSpanContext(ctx, sc)
 	}
@@ -120,17 +128,55 @@ func headerValues(carrier propagation.TextMapCarrier, key string) []string {
 	return nil
 }
 
-// singleHeader is a carrier holding one traceparent, for the OTel parser.
-type singleHeader string
-
-func (s singleHeader) Get(key string) string {
-	if key == traceparentHeader {
-		return string(s)
+// parseTraceparent parses a traceparent as OTel's propagator does:
+//
+//	traceparent = version "-" trace-id "-" parent-id "-" trace-flags [ "-" … ]
+//
+// two lower-case hex digits of version (not ff; version 00 has nothing
+// after the flags and only the sampled and random flags), 32 of trace-id
+// and 16 of parent-id, neither all zero. Only the sampled and random flags
+// are kept. The result is a remote span context.
+func parseTraceparent(h string) (trace.SpanContext, bool) {
+	var cfg trace.SpanContextConfig
+	if len(h) < 55 || h[2] != '-' || h[35] != '-' || h[52] != '-' {
+		return trace.SpanContext{}, false
 	}
-	return ""
+	var ver, flags [1]byte
+	if !decodeHex(ver[:], h[0:2]) || ver[0] == 0xff ||
+		!decodeHex(cfg.TraceID[:], h[3:35]) || !decodeHex(cfg.SpanID[:], h[36:52]) || !decodeHex(flags[:], h[53:55]) {
+		return trace.SpanContext{}, false
+	}
+	if rest := h[55:]; ver[0] == 0 && (rest != "" || flags[0] > 3) || ver[0] != 0 && rest != "" && rest[0] != '-' {
+		return trace.SpanContext{}, false
+	}
+	cfg.TraceFlags = trace.TraceFlags(flags[0]) & (trace.FlagsSampled | trace.FlagsRandom)
+	cfg.Remote = true
+	sc := trace.NewSpanContext(cfg)
+	return sc, sc.IsValid()
 }
-func (singleHeader) Set(string, string) {}
-func (singleHeader) Keys() []string     { return []string{traceparentHeader} }
+
+// decodeHex decodes lower-case hex digits into dst (len(src) == 2*len(dst)).
+func decodeHex(dst []byte, src string) bool {
+	for i := range dst {
+		hi, ok1 := hexDigit(src[2*i])
+		lo, ok2 := hexDigit(src[2*i+1])
+		if !ok1 || !ok2 {
+			return false
+		}
+		dst[i] = hi<<4 | lo
+	}
+	return true
+}
+
+func hexDigit(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
 
 // parseTracestate parses the tracestate headers as one list (RFC 9110
 // combines repeated fields with commas):

@@ -91,6 +91,10 @@ func FuzzTraceContextExtract(f *testing.F) {
 	f.Add(tp, tp, "foo=1", "")
 	f.Add("00-00000000000000000000000000000000-1234567890123456-01", "", "foo=1", "")
 	f.Add("cc-12345678901234567890123456789012-1234567890123456-01-what", "", "", "")
+	f.Add("cc-12345678901234567890123456789012-1234567890123456-01what", "", "", "")
+	f.Add("ff-12345678901234567890123456789012-1234567890123456-01", "", "", "")
+	f.Add("00-12345678901234567890123456789012-1234567890123456-09", "", "", "")
+	f.Add("00-ABCDEF78901234567890123456789012-1234567890123456-01", "", "", "")
 	f.Fuzz(func(t *testing.T, p1, p2, s1, s2 string) {
 		in := http.Header{}
 		for _, v := range []string{p1, p2} {
@@ -104,6 +108,15 @@ func FuzzTraceContextExtract(f *testing.F) {
 		sc := trace.SpanContextFromContext(ctx)
 		if len(in.Values("Traceparent")) != 1 && sc.IsValid() {
 			t.Fatalf("parent from %d traceparent headers", len(in.Values("Traceparent")))
+		}
+		if p1 != "" && p2 == "" {
+			// One traceparent: the same parent as OTel's propagator.
+			otelSC := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(),
+				propagation.MapCarrier{"traceparent": p1}))
+			if otelSC.IsValid() != sc.IsValid() || otelSC.TraceID() != sc.TraceID() ||
+				otelSC.SpanID() != sc.SpanID() || otelSC.TraceFlags() != sc.TraceFlags() || otelSC.IsRemote() != sc.IsRemote() {
+				t.Fatalf("traceparent %q: %v, OTel's propagator %v", p1, sc, otelSC)
+			}
 		}
 		if g := w3cTraceparent.FindStringSubmatch(p1); g != nil && p2 == "" {
 			valid := g[1] != strings.Repeat("0", 32) && g[2] != strings.Repeat("0", 16)

@@ -3,7 +3,8 @@
 # Debian's prometheus package, .ci/build-jaeger.sh) and examples/services
 # with traffic, everything on 127.0.0.1. Prints the URLs to open; Ctrl-C
 # stops everything it started. DEMO_DURATION (a Go duration) ends it by
-# itself, for a check.
+# itself, for a check; DEMO_*_PORT and DEMO_GATEWAY move it off the default
+# ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,8 @@ JAEGER_BIN="$(.ci/build-jaeger.sh)"
 
 PROM_PORT="${DEMO_PROMETHEUS_PORT:-9090}"
 JAEGER_UI_PORT="${DEMO_JAEGER_PORT:-16686}"
+OTLP_GRPC_PORT="${DEMO_OTLP_GRPC_PORT:-4317}"
+OTLP_HTTP_PORT="${DEMO_OTLP_HTTP_PORT:-4318}"
 GATEWAY="${DEMO_GATEWAY:-127.0.0.1:8080}"
 ADMIN_PORT="${DEMO_ADMIN_PORT:-9464}"   # gateway; orders +1, inventory +2
 work="$(mktemp -d)"
@@ -31,14 +34,17 @@ cleanup() {
   trap - INT TERM EXIT
   for ((i=${#pids[@]}-1; i>=0; i--)); do
     kill -TERM "${pids[i]}" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "${pids[i]}" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "${pids[i]}" 2>/dev/null || true # still there after 10s
     wait "${pids[i]}" 2>/dev/null || true
   done
   rm -rf "${work}"
   echo "demo: stopped" >&2
 }
-trap cleanup INT TERM EXIT
+trap cleanup EXIT
+trap 'exit 0' INT TERM # a Ctrl-C is how the demo ends: cleanup runs on the exit
 
-# --- Jaeger: OTLP on 4317/4318, UI and query API on JAEGER_UI_PORT
+# --- Jaeger: OTLP on 4317 (gRPC) and 4318 (HTTP), UI and query API on 16686
 cat > "${work}/jaeger.yaml" <<YAML
 service:
   extensions: [jaeger_storage, jaeger_query]
@@ -54,7 +60,7 @@ extensions:
     backends: {mem: {memory: {max_traces: 100000}}}
 receivers:
   otlp:
-    protocols: {grpc: {endpoint: 127.0.0.1:4317}, http: {endpoint: 127.0.0.1:4318}}
+    protocols: {grpc: {endpoint: "127.0.0.1:${OTLP_GRPC_PORT}"}, http: {endpoint: "127.0.0.1:${OTLP_HTTP_PORT}"}}
 processors:
   batch: {timeout: 200ms}
 exporters:
@@ -100,7 +106,7 @@ done
 
 # --- the three services, exporting to Jaeger, with traffic
 go build -o "${work}/services" ./examples/services
-OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
+OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:${OTLP_HTTP_PORT}" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
   setsid "${work}/services" -addr "${GATEWAY}" -admin-port "${ADMIN_PORT}" -traffic \
   ${DEMO_DURATION:+-duration "${DEMO_DURATION}"} 2>"${work}/services.log" &
 pids+=($!)

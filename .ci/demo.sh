@@ -132,4 +132,18 @@ observe demo is running (Ctrl-C stops everything):
 TXT
 [[ -n "${rules}" ]] && echo "  SLO rules    http://127.0.0.1:${PROM_PORT}/rules" || echo "  (no SLO rules: cmd/observe is not in this tree yet)"
 echo
+if [[ -n "${DEMO_DURATION:-}" ]]; then
+  # a bounded run is a check (.ci/run): the trace crossed all three services
+  # in Jaeger, and Prometheus scrapes all three
+  ok=""
+  for i in $(seq 1 60); do
+    t="$(curl -fs "http://127.0.0.1:${JAEGER_UI_PORT}/api/traces/${trace}" || true)"
+    up="$(curl -fs "http://127.0.0.1:${PROM_PORT}/api/v1/targets" | grep -o '"health":"up"' | wc -l || true)"
+    if [[ "${t}" == *'"serviceName":"gateway"'* && "${t}" == *'"serviceName":"orders"'* \
+          && "${t}" == *'"serviceName":"inventory"'* && "${up}" -ge 3 ]]; then ok=1; break; fi
+    sleep 0.5
+  done
+  [[ -n "${ok}" ]] || { echo "demo: check failed: trace ${trace}: ${t:0:300}; ${up} targets up" >&2; exit 1; }
+  echo "demo: check ok: trace ${trace} crosses gateway, orders, inventory; ${up} targets up" >&2
+fi
 wait "${svc}"

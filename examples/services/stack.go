@@ -54,9 +54,8 @@ func start(gatewayAddr string, adminPort int) (*stack, error) {
 	for i, r := range roles {
 		env := append(os.Environ(), r.env()...)
 		env = append(env, roleEnv+"="+r.role, "LISTEN_ADDR="+r.addr, "OTEL_SERVICE_NAME="+r.role)
-		if os.Getenv("OBSERVE_ADMIN_ADDR") == "" || adminPort != 0 {
-			env = append(env, "OBSERVE_ADMIN_ADDR="+admin(2-i)) // the gateway gets the first
-		}
+		// Three admin listeners, one each: the gateway gets the first port.
+		env = append(env, "OBSERVE_ADMIN_ADDR="+admin(2-i))
 		p, err := startProc(exe, r.role, env)
 		if err != nil {
 			st.stop()

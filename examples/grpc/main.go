@@ -96,7 +96,9 @@ func run(ctx context.Context, addr string, every time.Duration) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for i := 0; ; i++ {
-		callOnce(ctx, client, healthClient, i)
+		if err := callOnce(ctx, client, healthClient, i); err != nil && ctx.Err() == nil {
+			return err // a bounded run (-duration) is a check: every round must work
+		}
 		select {
 		case <-ctx.Done():
 			hs.Shutdown() // health answers NOT_SERVING while the server drains
@@ -110,20 +112,29 @@ func run(ctx context.Context, addr string, every time.Duration) error {
 	}
 }
 
-// callOnce makes one call of each kind, in one trace.
-func callOnce(ctx context.Context, client testpb.TestServiceClient, hc healthpb.HealthClient, i int) {
+// callOnce makes one call of each kind, in one trace, and says whether any
+// answered other than expected.
+func callOnce(ctx context.Context, client testpb.TestServiceClient, hc healthpb.HealthClient, i int) error {
 	ctx, span := otelTracer().Start(ctx, "client.round")
 	defer span.End()
 
 	h, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: testpb.TestService_ServiceDesc.ServiceName})
 	slog.InfoContext(ctx, "health", "status", h.GetStatus().String(), "error", err)
+	if h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		return fmt.Errorf("health: %v %v", h.GetStatus(), err)
+	}
 
 	req := &testpb.SimpleRequest{}
+	want := codes.OK
 	if i%5 == 4 { // now and then a failing call, to see errors in the RED metrics
-		req.ResponseStatus = &testpb.EchoStatus{Code: int32(codes.NotFound), Message: "no such order"}
+		want = codes.NotFound
+		req.ResponseStatus = &testpb.EchoStatus{Code: int32(want), Message: "no such order"}
 	}
 	_, err = client.UnaryCall(ctx, req)
 	slog.InfoContext(ctx, "unary call", "code", status.Code(err).String())
+	if status.Code(err) != want {
+		return fmt.Errorf("unary call: %v, want %v", err, want)
+	}
 
 	stream, err := client.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{
 		ResponseParameters: []*testpb.ResponseParameters{{Size: 8}, {Size: 8}, {Size: 8}}})
@@ -137,6 +148,9 @@ func callOnce(ctx context.Context, client testpb.TestServiceClient, hc healthpb.
 		err = nil
 	}
 	slog.InfoContext(ctx, "server-streaming call", "messages", n, "code", status.Code(err).String())
+	if err != nil || n != 3 {
+		return fmt.Errorf("server-streaming call: %d messages, %v", n, err)
+	}
 
 	bidi, err := client.FullDuplexCall(ctx)
 	if err == nil {
@@ -157,4 +171,8 @@ func callOnce(ctx context.Context, client testpb.TestServiceClient, hc healthpb.
 		}
 	}
 	slog.InfoContext(ctx, "bidi-streaming call", "code", status.Code(err).String())
+	if err != nil {
+		return fmt.Errorf("bidi-streaming call: %v", err)
+	}
+	return nil
 }

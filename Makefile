@@ -1,5 +1,5 @@
 # The README's test command is `go test -race ./...`; these are conveniences.
-.PHONY: test ci bench loadtest fuzz
+.PHONY: test ci bench loadtest fuzz demo
 
 test:
 	go test -race ./...
@@ -20,3 +20,8 @@ loadtest:
 
 fuzz:
 	.ci/fuzz.sh 30s
+
+# Prometheus + Jaeger + examples/services with traffic, on 127.0.0.1; prints
+# the URLs to open; Ctrl-C stops everything.
+demo:
+	.ci/demo.sh

@@ -93,7 +93,7 @@ type rpcState struct {
 	begun atomic.Bool  // server: stats.Begin seen, the server dispatched the call
 	known atomic.Int32 // server: 0 unknown yet, knownMethod, unknownMethod
 	ended atomic.Bool
-	stop  atomic.Pointer[func() bool] // server: stops the context.AfterFunc safety net
+	stop  atomic.Pointer[func() bool] // server: stops the safety net (afterCallContext)
 	log   requestLog                  // server: per-request debug (logging.go)
 
 	// held: start attributes handed over at the end, when nothing looks at
@@ -289,23 +289,54 @@ func (h *grpcServerHandler) TagRPC(ctx context.Context, info *stats.RPCTagInfo) 
 	if _, served := h.served.Load(st.method); !served {
 		// A method not yet seen served may be one the server rejects
 		// without a stats.End, or even without a stats.OutTrailer when the
-		// client is gone: the end of the call's context still ends the span.
-		// A call the server dispatched (stats.Begin) always gets its
-		// stats.End, which says more.
-		stop := context.AfterFunc(ctx, func() {
-			if !st.begun.Load() {
-				h.finish(st, codes.Unimplemented, nil)
-			}
-		})
+		// client is gone before the server answers: then nothing but the
+		// end of the call's context is seen, and a safety net ends the span.
+		stop := context.AfterFunc(ctx, func() { h.afterCallContext(st) })
 		st.stop.Store(&stop)
 	}
 	return st
+}
+
+// rejectGrace is how long after a call's context ended without the call
+// being dispatched the safety net waits for gRPC's own verdict (stats.Begin
+// or stats.OutTrailer, due within microseconds on the serving goroutine).
+const rejectGrace = 2 * time.Second
+
+// afterCallContext runs when the context of a call to a method not yet
+// seen served ends. The context also ends before the server dispatches a
+// call when the client gives up early (a deadline, a cancel, a closed
+// connection): then stats.Begin and stats.End still follow, with the true
+// status. So the end of the context decides nothing at once. Only a call
+// that gets neither stats.Begin nor stats.OutTrailer within rejectGrace (a
+// rejected method whose client was gone before the answer) is ended here,
+// with the context's status (CANCELLED, DEADLINE_EXCEEDED) at the moment
+// the context ended. UNIMPLEMENTED comes only from gRPC's own answer.
+func (h *grpcServerHandler) afterCallContext(st *rpcState) {
+	if st.begun.Load() || st.ended.Load() {
+		return
+	}
+	doneAt := time.Now()
+	code := status.FromContextError(st.Err()).Code()
+	t := time.AfterFunc(rejectGrace, func() {
+		if !st.begun.Load() {
+			h.finishAt(st, code, nil, doneAt)
+		}
+	})
+	stop := t.Stop
+	st.stop.Store(&stop)
 }
 
 func (h *grpcServerHandler) HandleRPC(ctx context.Context, rs stats.RPCStats) {
 	switch ev := rs.(type) {
 	case *stats.Begin:
 		if st := rpcStateFrom(ctx); st != nil {
+			// A call that is not bidirectional streaming is a registered
+			// method: the UnknownServiceHandler's calls are both ways. Said
+			// here as well as by the interceptors, which a call failing
+			// before its handler (a client gone early) never reaches.
+			if !ev.IsClientStream || !ev.IsServerStream {
+				st.known.CompareAndSwap(0, knownMethod)
+			}
 			st.begun.Store(true)
 		}
 	case *stats.OutTrailer:
@@ -340,13 +371,21 @@ func (h *grpcServerHandler) methodLabel(st *rpcState) string {
 }
 
 func (h *grpcServerHandler) finish(st *rpcState, code codes.Code, err error) {
+	h.finishAt(st, code, err, time.Time{})
+}
+
+// finishAt ends a server call as of at, or now when at is zero.
+func (h *grpcServerHandler) finishAt(st *rpcState, code codes.Code, err error, at time.Time) {
 	if !st.ended.CompareAndSwap(false, true) {
 		return
 	}
 	if stop := st.stop.Load(); stop != nil {
 		(*stop)()
 	}
-	end := time.Now()
+	end := at
+	if end.IsZero() {
+		end = time.Now()
+	}
 	d := end.Sub(st.start)
 	label := h.methodLabel(st)
 	h.opts.endRPC(st, st.log, label, code, end, d)
@@ -372,7 +411,11 @@ func (h *grpcServerHandler) finish(st *rpcState, code codes.Code, err error) {
 	// become the duration's exemplar. (A test that waits for the span must
 	// poll for the metric.)
 	if st.tp != nil {
-		span.End()
+		if at.IsZero() {
+			span.End()
+		} else {
+			span.End(trace.WithTimestamp(at))
+		}
 	}
 	if st.m != nil {
 		st.m.RPCServer.Observe(label, uint32(code), d, span.SpanContext())

@@ -364,13 +364,16 @@ func IsSamplerName(name string) bool {
 const SamplerNames = "always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio, jaeger_remote, parentbased_jaeger_remote"
 
 // NewPropagator builds a composite propagator from OTEL_PROPAGATORS names:
-// tracecontext, baggage, b3 (single header), b3multi, none.
+// tracecontext, baggage, b3 (single header), b3multi, none. tracecontext
+// is OpenTelemetry's W3C propagator with the header handling of the W3C
+// conformance suite (several tracestate headers combined, a duplicated
+// traceparent ignored; see w3c.go), passing all of its cases.
 func NewPropagator(names []string) (propagation.TextMapPropagator, error) {
 	var ps []propagation.TextMapPropagator
 	for _, n := range names {
 		switch n {
 		case "tracecontext":
-			ps = append(ps, propagation.TraceContext{})
+			ps = append(ps, traceContext{}) // w3c.go
 		case "baggage":
 			ps = append(ps, propagation.Baggage{})
 		case "b3":

@@ -68,6 +68,8 @@ type config struct {
 	profileBlock          bool
 	profileLinks          *bool // nil: on when pushing to Pyroscope
 	profileUploadInterval time.Duration
+
+	health healthSettings // startup gate, drain delay (drain.go)
 }
 
 type keyValue struct{ key, value string }
@@ -412,6 +414,8 @@ func loadConfig(getenv func(string) string, opts []Option) (*config, error) {
 	}
 	c.pyroscopeUser = getenv("PYROSCOPE_BASIC_AUTH_USER")
 	c.pyroscopePassword = getenv("PYROSCOPE_BASIC_AUTH_PASSWORD")
+
+	loadHealthEnv(getenv, c, bad) // drain.go
 
 	// Options last: they win.
 	for _, o := range opts {

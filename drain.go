@@ -134,7 +134,7 @@ func (o *Observer) drain(ctx context.Context) []error {
 		}
 	}
 	if delay > 0 {
-		o.health.log.Info("draining: readiness off, waiting for load balancers", slog.Duration("drain_delay", delay))
+		o.health.log.Info("draining: readiness off, waiting for load balancers", slog.String("drain_delay", delay.String()))
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
@@ -249,7 +249,7 @@ func (o *Observer) shutdownOnSignal(ctx context.Context, timeout time.Duration, 
 		why = slog.String("cause", "context done")
 	}
 	if o.health != nil {
-		o.health.log.Info("shutting down", why, slog.Duration("timeout", timeout))
+		o.health.log.Info("shutting down", why, slog.String("timeout", timeout.String()))
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

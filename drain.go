@@ -175,8 +175,14 @@ func (o *Observer) drain(ctx context.Context) []error {
 				select {
 				case <-done:
 				case <-sctx.Done():
-					s.Stop() // ends the in-flight RPCs; GracefulStop returns with it
-					<-done
+					// Stop closes every connection at once; GracefulStop
+					// still returns only when the handlers have (a stuck one
+					// may never), so wait for it no longer than ctx allows.
+					s.Stop()
+					select {
+					case <-done:
+					case <-ctx.Done():
+					}
 					mu.Lock()
 					forced++
 					errs = append(errs, fmt.Errorf("observe: shutdown grpc server: graceful stop: %w", sctx.Err()))

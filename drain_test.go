@@ -7,12 +7,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/observekit/observe"
+	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
@@ -284,4 +286,96 @@ func TestZeroLossDrainGRPC(t *testing.T) {
 			checkLoss(t, tc.delay > 0, res, shutErr)
 		})
 	}
+}
+
+// A drain that cannot finish in time: the drain delay is shortened to half
+// the time left, a request and an RPC that never end are cut at the
+// deadline (Close, Stop), Shutdown returns by its deadline, and what was
+// cut short is logged and in the error. Nothing is left running after.
+func TestShutdownCutShort(t *testing.T) {
+	cleanEnv(t)
+	ignore := goleak.IgnoreCurrent()
+	logs := &syncBuffer{}
+	obs, err := observe.Init(context.Background(), observe.WithServiceName("svc"), observe.WithLogWriter(logs),
+		observe.WithAccessLog(false), observe.WithDrainDelay(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	entered := make(chan struct{}, 2)
+	hs, hAddr, hDone := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release // ignores its context, as a stuck handler does
+	}))
+	obs.AddServer(hs)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	testgrpc.RegisterTestServiceServer(gs, &stuckService{entered: entered, release: release})
+	obs.RegisterGRPCHealth(gs)
+	obs.AddGRPCServer(gs)
+	gDone := make(chan error, 1)
+	go func() { gDone <- gs.Serve(ln) }()
+
+	client := newClient(t)
+	go func() {
+		if resp, err := client.Get("http://" + hAddr + "/stuck"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rpcDone := make(chan error, 1)
+	go func() {
+		_, err := testgrpc.NewTestServiceClient(conn).EmptyCall(context.Background(), &testgrpc.Empty{})
+		rpcDone <- err
+	}()
+	<-entered
+	<-entered
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	begin := time.Now()
+	err = obs.Shutdown(ctx)
+	took := time.Since(begin)
+	close(release)
+	if took > 2200*time.Millisecond {
+		t.Errorf("Shutdown took %v with a 2s deadline", took)
+	}
+	if err == nil || !strings.Contains(err.Error(), "http server") || !strings.Contains(err.Error(), "grpc server") {
+		t.Errorf("Shutdown error %v; want the HTTP and gRPC servers cut short", err)
+	}
+	if !strings.Contains(logs.String(), `"shutdown cut short"`) || !strings.Contains(logs.String(), `"servers_forced_closed":2`) ||
+		!strings.Contains(logs.String(), `"drain_delay_shortened":"5s to `) {
+		t.Errorf("cut-short log line missing or incomplete:\n%s", logs.String())
+	}
+	if err := <-rpcDone; err == nil {
+		t.Error("the stuck RPC succeeded; Stop should have ended it")
+	}
+	<-hDone
+	<-gDone
+	conn.Close()
+	client.CloseIdleConnections()
+	if err := goleak.Find(ignore, goleak.IgnoreTopFunction("internal/poll.runtime_pollWait")); err != nil {
+		time.Sleep(500 * time.Millisecond) // handler goroutines end once released
+		if err := goleak.Find(ignore, goleak.IgnoreTopFunction("internal/poll.runtime_pollWait")); err != nil {
+			t.Errorf("goroutines left after Shutdown: %v", err)
+		}
+	}
+}
+
+type stuckService struct {
+	testgrpc.UnimplementedTestServiceServer
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *stuckService) EmptyCall(ctx context.Context, _ *testgrpc.Empty) (*testgrpc.Empty, error) {
+	s.entered <- struct{}{}
+	<-s.release
+	return &testgrpc.Empty{}, nil
 }

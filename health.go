@@ -131,7 +131,9 @@ func (h *health) setGauge() {
 }
 
 // setState moves the lifecycle forward (never back) and logs the change once.
-func (h *health) setState(to lifeState) bool {
+func (h *health) setState(to lifeState) bool { return h.setStateLogged(to, slog.LevelInfo) }
+
+func (h *health) setStateLogged(to lifeState, level slog.Level) bool {
 	h.mu.Lock()
 	from := h.state
 	if to <= from {
@@ -145,7 +147,7 @@ func (h *health) setState(to lifeState) bool {
 		h.cancel()
 	}
 	h.mu.Unlock()
-	h.log.Info("health state changed", slog.String("from", from.String()), slog.String("to", to.String()))
+	h.log.Log(context.Background(), level, "health state changed", slog.String("from", from.String()), slog.String("to", to.String()))
 	return true
 }
 
@@ -580,7 +582,9 @@ func (o *Observer) initDone() {
 		o.health.log.Info("startup held until MarkStarted (WithStartupGate)")
 		return
 	}
-	o.health.setState(stateReady)
+	// Init returning is the usual way to be ready: not worth a line at
+	// INFO in every service's log (MarkStarted's is).
+	o.health.setStateLogged(stateReady, slog.LevelDebug)
 }
 
 // WithStartupGate holds the service in the starting state after Init

@@ -28,7 +28,7 @@ func getProbe(t *testing.T, client *http.Client, addr, path string) (int, string
 }
 
 func newClient(t *testing.T) *http.Client {
-	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	tr := &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 128}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
 }
@@ -232,5 +232,12 @@ func TestStartupGateAndSetReady(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), `"health state changed"`); n != 3 {
 		t.Errorf("%d state changes logged; want 3 (ready, draining, stopped)", n)
+	}
+	// Without the gate, Init's own starting → ready is at DEBUG: Init
+	// writes no line at the default level.
+	cleanEnv(t)
+	_, logs2 := initObs(t)
+	if logs2.String() != "" {
+		t.Errorf("Init wrote log lines at INFO: %s", logs2.String())
 	}
 }

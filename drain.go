@@ -21,8 +21,7 @@ type healthSettings struct {
 	startupGate   bool
 	drainDelay    time.Duration // OBSERVE_DRAIN_DELAY / WithDrainDelay
 	drainDelaySet bool
-	kubernetes    bool          // KUBERNETES_SERVICE_HOST is set
-	checkTTL      time.Duration // 0: defaultCheckTTL (tests shorten it)
+	kubernetes    bool // KUBERNETES_SERVICE_HOST is set
 }
 
 // kubernetesDrainDelay is the drain delay when running in Kubernetes and

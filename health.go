@@ -38,19 +38,19 @@ const (
 )
 
 // CheckOption configures one readiness check (see AddReadinessCheck).
-type CheckOption func(*check)
+type CheckOption func(*readinessCheck)
 
 // CheckNonCritical marks a check whose failure does not take the service
 // out of rotation: /readyz still answers 200, with status "degraded", and
 // gRPC health stays SERVING. For dependencies the service can work without
 // (a cache, a recommendations backend).
-func CheckNonCritical() CheckOption { return func(c *check) { c.critical = false } }
+func CheckNonCritical() CheckOption { return func(c *readinessCheck) { c.critical = false } }
 
 // CheckTimeout sets how long one run of the check may take (default 1s);
 // past it the check counts as failed, "timed out", whether or not the
 // function honours its context.
 func CheckTimeout(d time.Duration) CheckOption {
-	return func(c *check) {
+	return func(c *readinessCheck) {
 		if d > 0 {
 			c.timeout = d
 		}
@@ -72,7 +72,7 @@ type health struct {
 	manual  bool          // SetReady; true unless the service said otherwise
 	changed chan struct{} // closed and replaced on every change of state or manual
 	closing chan struct{} // closed when the servers are about to stop: Watch streams end
-	checks  map[string]*check
+	checks  map[string]*readinessCheck
 	dropped int // checks refused past maxChecks
 
 	stateGauge *prometheus.GaugeVec
@@ -91,7 +91,7 @@ func newHealth(log *slog.Logger, scrub func(error) string, ttl time.Duration) *h
 		manual:  true,
 		changed: make(chan struct{}),
 		closing: make(chan struct{}),
-		checks:  map[string]*check{},
+		checks:  map[string]*readinessCheck{},
 		stateGauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "observe_health_state",
 			Help: "1 for the service's current lifecycle state (starting, ready, draining, stopped).",
@@ -189,7 +189,7 @@ func (h *health) closeWatchers() {
 }
 
 func (h *health) add(name string, fn func(context.Context) error, opts []CheckOption) {
-	c := &check{h: h, name: name, fn: fn, critical: true, timeout: defaultCheckTimeout}
+	c := &readinessCheck{h: h, name: name, fn: fn, critical: true, timeout: defaultCheckTimeout}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(c)
@@ -208,16 +208,16 @@ func (h *health) add(name string, fn func(context.Context) error, opts []CheckOp
 	h.mu.Unlock()
 }
 
-func (h *health) current(c *check) bool {
+func (h *health) current(c *readinessCheck) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.checks[c.name] == c
 }
 
-// check is one readiness check with its cached result. At most one run of
+// readinessCheck is one readiness check with its cached result. At most one run of
 // its function is under way at any time, and a finished result is reused
 // for the TTL: a probe storm runs the check once.
-type check struct {
+type readinessCheck struct {
 	h        *health
 	name     string
 	fn       func(context.Context) error
@@ -225,14 +225,14 @@ type check struct {
 	timeout  time.Duration
 
 	mu       sync.Mutex
-	res      checkResult
+	res      checkOutcome
 	have     bool
 	inflight chan struct{} // closed when the current run has a result (its own, or the timeout)
 	running  bool          // the function is still executing (it may outlive its timeout)
 	failing  bool          // for logging changes once
 }
 
-type checkResult struct {
+type checkOutcome struct {
 	err      string // "" when the check passed
 	duration time.Duration
 	at       time.Time
@@ -240,7 +240,7 @@ type checkResult struct {
 
 // acquire returns a fresh cached result, or the channel of the run that
 // will produce one (starting it if needed).
-func (c *check) acquire() (checkResult, <-chan struct{}) {
+func (c *readinessCheck) acquire() (checkOutcome, <-chan struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.have && time.Since(c.res.at) < c.h.ttl {
@@ -255,10 +255,10 @@ func (c *check) acquire() (checkResult, <-chan struct{}) {
 		}
 		c.start()
 	}
-	return checkResult{}, c.inflight
+	return checkOutcome{}, c.inflight
 }
 
-func (c *check) start() {
+func (c *readinessCheck) start() {
 	ch := make(chan struct{})
 	c.inflight = ch
 	c.running = true
@@ -295,8 +295,8 @@ func (c *check) start() {
 
 // finishLocked records a result, wakes the probes waiting on it and logs a
 // change of outcome once.
-func (c *check) finishLocked(msg string, d time.Duration) {
-	c.res = checkResult{err: msg, duration: d, at: time.Now()}
+func (c *readinessCheck) finishLocked(msg string, d time.Duration) {
+	c.res = checkOutcome{err: msg, duration: d, at: time.Now()}
 	c.have = true
 	if c.inflight != nil {
 		close(c.inflight)
@@ -370,7 +370,7 @@ func (h *health) evaluate(ctx context.Context, exclude map[string]bool) readines
 		return r
 	}
 	h.mu.Lock()
-	checks := make([]*check, 0, len(h.checks))
+	checks := make([]*readinessCheck, 0, len(h.checks))
 	for name, c := range h.checks {
 		if !exclude[name] {
 			checks = append(checks, c)
@@ -378,7 +378,7 @@ func (h *health) evaluate(ctx context.Context, exclude map[string]bool) readines
 	}
 	h.mu.Unlock()
 	sort.Slice(checks, func(i, j int) bool { return checks[i].name < checks[j].name })
-	results := make([]checkResult, len(checks))
+	results := make([]checkOutcome, len(checks))
 	waits := make([]<-chan struct{}, len(checks))
 	for i, c := range checks { // start every run first, then wait: concurrent
 		results[i], waits[i] = c.acquire()
@@ -391,7 +391,7 @@ func (h *health) evaluate(ctx context.Context, exclude map[string]bool) readines
 				results[i] = c.res
 				c.mu.Unlock()
 			case <-ctx.Done():
-				results[i] = checkResult{err: "probe gave up: " + ctx.Err().Error()}
+				results[i] = checkOutcome{err: "probe gave up: " + ctx.Err().Error()}
 			}
 		}
 		res := results[i]
@@ -405,6 +405,14 @@ func (h *health) evaluate(ctx context.Context, exclude map[string]bool) readines
 		}
 	}
 	return r
+}
+
+// healthStatus is health as the rest of the package shows it (gRPC
+// health, the status page): whether startup is over, whether the service
+// is ready, and each check's last result, from the cache /readyz uses.
+func (o *Observer) healthStatus(ctx context.Context) (started, ready bool, checks []checkReport) {
+	r := o.health.evaluate(ctx, nil)
+	return r.state != stateStarting, r.ok(), r.checks
 }
 
 // probeQuery is what a probe's query string asks for.
@@ -566,7 +574,7 @@ func (o *Observer) serveStartupz(w http.ResponseWriter, r *http.Request) {
 // handler exists.
 func (o *Observer) startHealth() error {
 	log := slog.New(o.logHandler.WithName("observe.health"))
-	o.health = newHealth(log, func(err error) string { return o.scrubError(err).Error() }, o.cfg.health.checkTTL)
+	o.health = newHealth(log, func(err error) string { return o.scrubError(err).Error() }, defaultCheckTTL)
 	if o.metrics != nil {
 		if err := o.health.register(o.metrics.Registry()); err != nil {
 			return fmt.Errorf("observe: health metrics: %w", err)

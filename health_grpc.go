@@ -17,7 +17,9 @@ import (
 // server ("") and for each service registered on s (when s is a
 // *grpc.Server, or anything with GetServiceInfo) or on a server given to
 // AddGRPCServer; any other name is NOT_FOUND (Watch: SERVICE_UNKNOWN).
-// Watch sends every change and ends when Shutdown stops the servers.
+// Watch sends every change and ends when Shutdown stops the servers (a
+// server stopped by hand with GracefulStop before Shutdown would wait for
+// its Watch clients: hand it to AddGRPCServer instead).
 func (o *Observer) RegisterGRPCHealth(s grpc.ServiceRegistrar) {
 	healthpb.RegisterHealthServer(s, &grpcHealth{o: o, reg: s})
 }
@@ -54,7 +56,7 @@ func (g *grpcHealth) services() map[string]bool {
 }
 
 func (g *grpcHealth) serving(ctx context.Context) healthpb.HealthCheckResponse_ServingStatus {
-	if g.o.health.evaluate(ctx, nil).ok() {
+	if _, ready, _ := g.o.healthStatus(ctx); ready {
 		return healthpb.HealthCheckResponse_SERVING
 	}
 	return healthpb.HealthCheckResponse_NOT_SERVING

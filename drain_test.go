@@ -233,13 +233,14 @@ func checkLoss(t *testing.T, wantZero bool, res loadResult, shutErr error) {
 
 // Zero lost RPCs over gRPC, the same way: GracefulStop after the drain delay.
 func TestZeroLossDrainGRPC(t *testing.T) {
-	serve := func(t *testing.T) (*grpc.Server, string, chan error) {
+	serve := func(t *testing.T, register func(*grpc.Server)) (*grpc.Server, string, chan error) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		s := grpc.NewServer()
 		testgrpc.RegisterTestServiceServer(s, &emptyService{delay: 2 * time.Millisecond})
+		register(s) // before Serve, as grpc requires
 		done := make(chan error, 1)
 		go func() { done <- s.Serve(ln) }()
 		return s, ln.Addr().String(), done
@@ -263,10 +264,9 @@ func TestZeroLossDrainGRPC(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cleanEnv(t)
 			obs, _ := initObs(t, observe.WithDrainDelay(tc.delay))
-			a, aAddr, aDone := serve(t)
-			obs.RegisterGRPCHealth(a)
+			a, aAddr, aDone := serve(t, func(s *grpc.Server) { obs.RegisterGRPCHealth(s) })
 			obs.AddGRPCServer(a)
-			b, bAddr, bDone := serve(t)
+			b, bAddr, bDone := serve(t, func(*grpc.Server) {})
 			probes := newClient(t)
 			backends := []*lbBackend{
 				{name: "a", ready: readyzProbe(probes, obs.AdminAddr()), send: sender(t, aAddr)},

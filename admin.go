@@ -52,7 +52,8 @@ func (o *Observer) newAdminHandler() http.Handler {
 	mux.HandleFunc("GET /loglevel", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, o.levels.Snapshot())
 	})
-	mux.Handle("PUT /loglevel", o.protect(http.HandlerFunc(o.putLogLevel)))
+	o.registerStatus(mux) // the status page and its APIs (status.go)
+	mux.Handle("PUT /loglevel", o.protectChange(http.HandlerFunc(o.putLogLevel)))
 
 	pp := http.NewServeMux()
 	pp.HandleFunc("/debug/pprof/", pprof.Index)

@@ -1,12 +1,10 @@
 package observe
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -14,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/observekit/observe/internal/envconfig"
 	"github.com/observekit/observe/logging"
 	"github.com/observekit/observe/tracing"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -32,22 +31,20 @@ type config struct {
 	logLevel  slog.Level
 	logFormat string // json | text
 	accessLog bool
+	logBuffer string // OBSERVE_LOG_BUFFER: on | off | "" (on for *os.File writers)
 
 	sdkDisabled bool
 
 	tracesExporter  string // otlp | console | none | memory
-	otlpProtocol    string // grpc | http/protobuf
-	otlpEndpoint    string // the traces endpoint URL, resolved per the spec
-	otlpHeaders     map[string]string
-	otlpInsecure    bool
-	otlpTimeout     time.Duration
 	samplerName     string
 	samplerArg      string
 	propagators     []string
 	spanExporter    sdktrace.SpanExporter // programmatic override (tests, custom backends)
 	tail            *tracing.TailConfig   // local tail sampling (OTEL_TRACES_SAMPLER=observe_tail)
-	tracing         tracingSettings       // TLS, compression, batch queue (tracing_config.go)
-	spanStoreSize   int
+	tracing         tracingSettings       // OTLP export and batch queue (tracing_config.go)
+	spanStoreSize   int                   // the status page's trace store (status_config.go)
+	statusLogBytes  int
+	statusLogLines  int
 	metricsExporter []string // prometheus, otlp (prometheus always serves /metrics unless none)
 	logsExporter    string   // none | otlp
 	metrics         metricsSettings
@@ -56,6 +53,7 @@ type config struct {
 
 	adminAddr  string // "" when off
 	adminToken string
+	debugToken string // OBSERVE_DEBUG_TOKEN: per-request debug; "" off
 
 	redactKeys    []string
 	redactHashKey []byte
@@ -131,28 +129,10 @@ func WithRedactKeys(keys ...string) Option {
 // overrides OBSERVE_ACCESS_LOG.
 func WithAccessLog(on bool) Option { return func(c *config) { c.accessLog = on } }
 
-// ConfigError is returned by Init for a malformed setting. Variable names the
-// environment variable (or option) at fault; the message lists what is accepted.
-type ConfigError struct {
-	Variable string
-	Value    string
-	Accepted string
-	Err      error
-}
-
-func (e *ConfigError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "observe: invalid %s=%q", e.Variable, e.Value)
-	if e.Err != nil {
-		fmt.Fprintf(&b, ": %v", e.Err)
-	}
-	if e.Accepted != "" {
-		fmt.Fprintf(&b, " (accepted: %s)", e.Accepted)
-	}
-	return b.String()
-}
-
-func (e *ConfigError) Unwrap() error { return e.Err }
+// ConfigError is returned by Init for a malformed setting. Variable names
+// the environment variable (or option) at fault; the message lists what is
+// accepted.
+type ConfigError = envconfig.Error
 
 // secretConfigError is a ConfigError whose value must never be echoed.
 func secretConfigError(variable, accepted string, err error) *ConfigError {
@@ -172,28 +152,47 @@ func loadConfig(getenv func(string) string, opts []Option) (*config, error) {
 		metricsExporter: []string{"prometheus"},
 		logsExporter:    "none",
 		adminAddr:       ":9464",
-		spanStoreSize:   1000,
-		otlpTimeout:     10 * time.Second,
 	}
-	var errs []error
-	bad := func(variable, value, accepted string, err error) {
-		// An endpoint may carry credentials (user:password@): not echoed.
-		errs = append(errs, &ConfigError{Variable: variable, Value: redactUserinfo(value), Accepted: accepted, Err: err})
-	}
+	env := envconfig.New(getenv)
+	env.Bool("OTEL_SDK_DISABLED", &c.sdkDisabled)
+	loadResourceEnv(env, c)
+	loadTracingEnv(env, c)
+	loadMetricsEnv(env, c)
+	loadLogsEnv(env, c)
+	loadAdminEnv(env, c)
+	loadRedactEnv(env, c)
+	loadStatusEnv(env, c)
+	loadHealthEnv(env, c) // drain.go
+	env.URL("PYROSCOPE_SERVER_ADDRESS", "an absolute URL such as http://pyroscope:4040", &c.pyroscopeAddr)
+	c.pyroscopeUser = getenv("PYROSCOPE_BASIC_AUTH_USER")
+	c.pyroscopePassword = getenv("PYROSCOPE_BASIC_AUTH_PASSWORD")
 
-	if v := strings.TrimSpace(getenv("OTEL_SDK_DISABLED")); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			bad("OTEL_SDK_DISABLED", v, "true, false", nil)
+	errs := []error{env.Err()}
+	// Options last: they win.
+	for _, o := range opts {
+		if o != nil {
+			errs = append(errs, applyOption(o, c))
 		}
-		c.sdkDisabled = b
 	}
+	errs = append(errs, c.checkMetrics(), c.checkLogs())
+	if c.serviceName == "" {
+		c.serviceName = defaultServiceName()
+	}
+	if c.logWriter == nil {
+		c.logWriter = io.Discard
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
 
-	// Resource.
-	if v := getenv("OTEL_RESOURCE_ATTRIBUTES"); strings.TrimSpace(v) != "" {
+// loadResourceEnv reads OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME.
+func loadResourceEnv(env *envconfig.Env, c *config) {
+	if v := env.Raw("OTEL_RESOURCE_ATTRIBUTES"); strings.TrimSpace(v) != "" {
 		kvs, err := parseResourceAttributes(v)
 		if err != nil {
-			bad("OTEL_RESOURCE_ATTRIBUTES", v, "comma-separated key=value pairs, values percent-encoded", err)
+			env.Bad("OTEL_RESOURCE_ATTRIBUTES", v, "comma-separated key=value pairs, values percent-encoded", err)
 		}
 		c.resourceAttrs = kvs
 		for _, kv := range kvs {
@@ -207,240 +206,77 @@ func loadConfig(getenv func(string) string, opts []Option) (*config, error) {
 			}
 		}
 	}
-	if v := strings.TrimSpace(getenv("OTEL_SERVICE_NAME")); v != "" {
+	if v := env.Get("OTEL_SERVICE_NAME"); v != "" {
 		c.serviceName = v
 	}
+}
 
-	// Traces.
-	endpoint := strings.TrimSpace(getenv("OTEL_EXPORTER_OTLP_ENDPOINT"))
-	tracesEndpoint := strings.TrimSpace(getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
-	c.otlpProtocol = "http/protobuf"
-	for _, name := range []string{"OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"} {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			switch v {
-			case "grpc", "http/protobuf":
-				c.otlpProtocol = v
-			case "http/json":
-				bad(name, v, "grpc, http/protobuf", errors.New("http/json is not supported by the Go OTLP exporters"))
-			default:
-				bad(name, v, "grpc, http/protobuf", nil)
-			}
-		}
-	}
-	switch {
-	case tracesEndpoint != "":
-		if err := checkEndpoint(tracesEndpoint); err != nil {
-			bad("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", tracesEndpoint, "an absolute URL such as http://collector:4318/v1/traces", err)
-		}
-		c.otlpEndpoint = tracesEndpoint
-	case endpoint != "":
-		if err := checkEndpoint(endpoint); err != nil {
-			bad("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint, "an absolute URL such as http://collector:4318", err)
-		}
-		c.otlpEndpoint = endpoint
-		if c.otlpProtocol == "http/protobuf" {
-			c.otlpEndpoint = strings.TrimSuffix(endpoint, "/") + "/v1/traces"
-		}
-	}
-	for _, name := range []string{"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"} {
-		if v := getenv(name); strings.TrimSpace(v) != "" {
-			h, err := parseHeaders(v)
-			if err != nil {
-				// Headers carry credentials: never echo the value.
-				errs = append(errs, secretConfigError(name, "comma-separated key=value pairs, values percent-encoded", err))
-			}
-			if c.otlpHeaders == nil {
-				c.otlpHeaders = map[string]string{}
-			}
-			for k, val := range h {
-				c.otlpHeaders[k] = val
-			}
-		}
-	}
-	c.otlpEndpoint, c.otlpHeaders = endpointCredentials(c.otlpEndpoint, c.otlpHeaders)
-	for _, name := range []string{"OTEL_EXPORTER_OTLP_INSECURE", "OTEL_EXPORTER_OTLP_TRACES_INSECURE"} {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				bad(name, v, "true, false", nil)
-			}
-			c.otlpInsecure = b
-		}
-	}
-	for _, name := range []string{"OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"} {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			ms, err := strconv.Atoi(v)
-			if err != nil || ms <= 0 {
-				bad(name, v, "a positive number of milliseconds", nil)
-			} else {
-				c.otlpTimeout = time.Duration(ms) * time.Millisecond
-			}
-		}
-	}
-	switch v := strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER")); v {
-	case "":
-		if c.otlpEndpoint != "" {
-			c.tracesExporter = "otlp"
-		} else {
-			c.tracesExporter = "memory"
-		}
-	case "otlp", "console", "none":
-		c.tracesExporter = v
-	default:
-		bad("OTEL_TRACES_EXPORTER", v, "otlp, console, none", nil)
-	}
-	if v := strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER")); v != "" {
-		c.samplerName = v
-	}
-	c.samplerArg = strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER_ARG"))
-	if c.samplerName == tracing.TailSamplerName {
-		c.tail = loadTailEnv(getenv, c.samplerArg, bad)
-	} else if _, err := tracing.NewSampler(c.samplerName, c.samplerArg); err != nil {
-		if !tracing.IsSamplerName(c.samplerName) {
-			bad("OTEL_TRACES_SAMPLER", c.samplerName, tracing.SamplerNames+", "+tracing.TailSamplerName, nil)
-		} else {
-			bad("OTEL_TRACES_SAMPLER_ARG", c.samplerArg, tracing.SamplerArgAccepted(c.samplerName), err)
-		}
-	}
-	loadTracingEnv(getenv, c, bad)
-	if v := strings.TrimSpace(getenv("OTEL_PROPAGATORS")); v != "" {
-		c.propagators = nil
-		for _, p := range strings.Split(v, ",") {
-			p = strings.TrimSpace(p)
-			switch p {
-			case "tracecontext", "baggage", "b3", "b3multi", "none":
-				c.propagators = append(c.propagators, p)
-			case "":
-			default:
-				bad("OTEL_PROPAGATORS", v, "tracecontext, baggage, b3, b3multi, none", fmt.Errorf("unknown propagator %q", p))
-			}
-		}
-	}
-
-	// Metrics and logs exporters.
-	if v := strings.TrimSpace(getenv("OTEL_METRICS_EXPORTER")); v != "" {
-		c.metricsExporter = nil
-		for _, e := range strings.Split(v, ",") {
-			e = strings.TrimSpace(e)
-			switch e {
-			case "prometheus", "otlp", "none":
-				c.metricsExporter = append(c.metricsExporter, e)
-			case "":
-			default:
-				bad("OTEL_METRICS_EXPORTER", v, "prometheus, otlp, none", fmt.Errorf("unknown exporter %q", e))
-			}
-		}
-	}
-	loadMetricsEnv(getenv, c, bad, func(variable, accepted string, err error) {
-		errs = append(errs, secretConfigError(variable, accepted, err))
-	})
-	loadLogsEnv(getenv, c, bad, func(variable, accepted string, err error) {
-		errs = append(errs, secretConfigError(variable, accepted, err))
-	})
-	switch v := strings.TrimSpace(getenv("OTEL_LOGS_EXPORTER")); v {
-	case "":
-	case "none", "otlp":
-		c.logsExporter = v
-	default:
-		bad("OTEL_LOGS_EXPORTER", v, "none, otlp", nil)
-	}
-
-	// Admin.
-	if v, ok := lookup(getenv, "OBSERVE_ADMIN_ADDR"); ok {
+// loadAdminEnv reads the admin listener, its token, the per-request debug
+// token and the logging variables.
+func loadAdminEnv(env *envconfig.Env, c *config) {
+	if v := env.Get("OBSERVE_ADMIN_ADDR"); v != "" {
 		switch {
 		case v == "off":
 			c.adminAddr = ""
 		default:
 			if err := checkListenAddr(v); err != nil {
-				bad("OBSERVE_ADMIN_ADDR", v, `host:port such as ":9464" or "127.0.0.1:9464", or "off"`, err)
+				env.Bad("OBSERVE_ADMIN_ADDR", v, `host:port such as ":9464" or "127.0.0.1:9464", or "off"`, err)
 			}
 			c.adminAddr = v
 		}
 	}
-	c.adminToken = getenv("OBSERVE_ADMIN_TOKEN")
+	c.adminToken = env.Raw("OBSERVE_ADMIN_TOKEN")
+	c.debugToken = env.Raw("OBSERVE_DEBUG_TOKEN")
+	if c.debugToken != "" && c.debugToken == c.adminToken {
+		env.Secret("OBSERVE_DEBUG_TOKEN", "a secret of its own, not OBSERVE_ADMIN_TOKEN", errors.New("same as the admin token"))
+	}
 
-	// Logging.
-	if v := strings.TrimSpace(getenv("OBSERVE_LOG_LEVEL")); v != "" {
+	if v := env.Get("OBSERVE_LOG_LEVEL"); v != "" {
 		l, err := logging.ParseLevel(v)
 		if err != nil {
-			bad("OBSERVE_LOG_LEVEL", v, "debug, info, warn, error", nil)
+			env.Bad("OBSERVE_LOG_LEVEL", v, "debug, info, warn, error", nil)
 		}
 		c.logLevel = l
 	}
-	switch v := strings.ToLower(strings.TrimSpace(getenv("OBSERVE_LOG_FORMAT"))); v {
-	case "":
-	case "json", "text":
-		c.logFormat = v
-	default:
-		bad("OBSERVE_LOG_FORMAT", v, "json, text", nil)
+	if v := strings.ToLower(env.Get("OBSERVE_LOG_FORMAT")); v != "" {
+		switch v {
+		case "json", "text":
+			c.logFormat = v
+		default:
+			env.Bad("OBSERVE_LOG_FORMAT", v, "json, text", nil)
+		}
 	}
-	switch v := strings.ToLower(strings.TrimSpace(getenv("OBSERVE_ACCESS_LOG"))); v {
-	case "":
-	case "on", "true", "1":
-		c.accessLog = true
-	case "off", "false", "0":
-		c.accessLog = false
-	default:
-		bad("OBSERVE_ACCESS_LOG", v, "on, off", nil)
+	env.Switch("OBSERVE_ACCESS_LOG", &c.accessLog)
+	var buffered bool
+	if env.Switch("OBSERVE_LOG_BUFFER", &buffered) {
+		c.logBuffer = "off"
+		if buffered {
+			c.logBuffer = "on"
+		}
 	}
+}
 
-	// Redaction.
-	if v := getenv("OBSERVE_REDACT_KEYS"); strings.TrimSpace(v) != "" {
+// loadRedactEnv reads OBSERVE_REDACT_KEYS and OBSERVE_REDACT_HASH_KEY.
+func loadRedactEnv(env *envconfig.Env, c *config) {
+	if v := env.Raw("OBSERVE_REDACT_KEYS"); strings.TrimSpace(v) != "" {
 		for _, k := range strings.Split(v, ",") {
 			k = strings.TrimSpace(k)
 			if k == "" {
 				continue
 			}
 			if strings.ContainsAny(k, "=\"\n") {
-				bad("OBSERVE_REDACT_KEYS", v, "comma-separated key names", fmt.Errorf("bad key %q", k))
+				env.Bad("OBSERVE_REDACT_KEYS", v, "comma-separated key names", fmt.Errorf("bad key %q", k))
 				continue
 			}
 			c.redactKeys = append(c.redactKeys, k)
 		}
 	}
-	if v := getenv("OBSERVE_REDACT_HASH_KEY"); v != "" {
+	if v := env.Raw("OBSERVE_REDACT_HASH_KEY"); v != "" {
 		if len(v) < 16 {
-			errs = append(errs, secretConfigError("OBSERVE_REDACT_HASH_KEY", "a secret of at least 16 bytes", errors.New("too short")))
+			env.Secret("OBSERVE_REDACT_HASH_KEY", "a secret of at least 16 bytes", errors.New("too short"))
 		}
 		c.redactHashKey = []byte(v)
 	}
-
-	// Profiling.
-	if v := strings.TrimSpace(getenv("PYROSCOPE_SERVER_ADDRESS")); v != "" {
-		if err := checkEndpoint(v); err != nil {
-			bad("PYROSCOPE_SERVER_ADDRESS", v, "an absolute URL such as http://pyroscope:4040", err)
-		}
-		c.pyroscopeAddr = v
-	}
-	c.pyroscopeUser = getenv("PYROSCOPE_BASIC_AUTH_USER")
-	c.pyroscopePassword = getenv("PYROSCOPE_BASIC_AUTH_PASSWORD")
-
-	loadHealthEnv(getenv, c, bad) // drain.go
-
-	// Options last: they win.
-	for _, o := range opts {
-		if o != nil {
-			if err := applyOption(o, c); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
-	if err := c.checkMetrics(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.checkLogs(); err != nil {
-		errs = append(errs, err)
-	}
-	if c.serviceName == "" {
-		c.serviceName = defaultServiceName()
-	}
-	if c.logWriter == nil {
-		c.logWriter = io.Discard
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return c, nil
 }
 
 // applyOption runs a user option, turning a panic into an error so a bad
@@ -455,57 +291,12 @@ func applyOption(o Option, c *config) (err error) {
 	return nil
 }
 
-func lookup(getenv func(string) string, name string) (string, bool) {
-	v := strings.TrimSpace(getenv(name))
-	return v, v != ""
-}
-
 func defaultServiceName() string {
 	exe, err := os.Executable()
 	if err != nil || exe == "" {
 		return "unknown_service:go"
 	}
 	return "unknown_service:" + filepath.Base(exe)
-}
-
-func checkEndpoint(v string) error {
-	u, err := url.Parse(v)
-	if err != nil {
-		return errors.New("not a URL")
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return errors.New("scheme must be http or https")
-	}
-	if u.Host == "" {
-		return errors.New("missing host")
-	}
-	return nil
-}
-
-// endpointCredentials moves credentials written into an OTLP endpoint URL
-// (http://user:password@collector:4318) into an Authorization: Basic header,
-// as curl and Prometheus read such a URL: the OTLP exporters would drop
-// them silently and every export would fail with 401. A header given in
-// OTEL_EXPORTER_OTLP_*HEADERS wins. The endpoint returned has no userinfo,
-// so no error or log line that names it can carry the password.
-func endpointCredentials(endpoint string, headers map[string]string) (string, map[string]string) {
-	u, err := url.Parse(endpoint)
-	if err != nil || u.User == nil {
-		return endpoint, headers
-	}
-	user := u.User.Username()
-	pw, _ := u.User.Password()
-	u.User = nil
-	endpoint = u.String()
-	for k := range headers {
-		if strings.EqualFold(k, "authorization") {
-			return endpoint, headers
-		}
-	}
-	h := make(map[string]string, len(headers)+1)
-	maps.Copy(h, headers)
-	h["Authorization"] = "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pw))
-	return endpoint, h
 }
 
 func checkListenAddr(v string) error {
@@ -525,44 +316,19 @@ func checkListenAddr(v string) error {
 // list: key1=value1,key2=value2 with percent-encoded values.
 func parseResourceAttributes(s string) ([]keyValue, error) {
 	var out []keyValue
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(part, "=")
-		k = strings.TrimSpace(k)
+	err := envconfig.EachPair(s, func(part, k, v string, ok bool) error {
 		if !ok || k == "" {
-			return nil, fmt.Errorf("pair %q is not key=value", part)
+			return fmt.Errorf("pair %q is not key=value", part)
 		}
-		dv, err := url.PathUnescape(strings.TrimSpace(v))
+		dv, err := url.PathUnescape(v)
 		if err != nil {
-			return nil, fmt.Errorf("value of %q is not percent-encoded correctly", k)
+			return fmt.Errorf("value of %q is not percent-encoded correctly", k)
 		}
 		out = append(out, keyValue{k, dv})
-	}
-	return out, nil
-}
-
-// parseHeaders parses OTEL_EXPORTER_OTLP_HEADERS. Error messages never
-// contain values (they are usually credentials).
-func parseHeaders(s string) (map[string]string, error) {
-	out := map[string]string{}
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(part, "=")
-		k = strings.TrimSpace(k)
-		if !ok || k == "" || strings.ContainsAny(k, " \t\r\n:") {
-			return nil, errors.New("an entry is not key=value")
-		}
-		dv, err := url.PathUnescape(strings.TrimSpace(v))
-		if err != nil || strings.ContainsAny(dv, "\r\n") {
-			return nil, fmt.Errorf("value of header %q is not percent-encoded correctly", k)
-		}
-		out[k] = dv
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -571,27 +337,27 @@ func parseHeaders(s string) (map[string]string, error) {
 // observe_tail): the baseline ratio from OTEL_TRACES_SAMPLER_ARG, then
 // OBSERVE_TAIL_LATENCY, OBSERVE_TAIL_ERRORS, OBSERVE_TAIL_MAX_SPANS and
 // OBSERVE_TAIL_MAX_TRACES.
-func loadTailEnv(getenv func(string) string, arg string, bad func(variable, value, accepted string, err error)) *tracing.TailConfig {
+func loadTailEnv(env *envconfig.Env, arg string) *tracing.TailConfig {
 	tc := &tracing.TailConfig{}
 	var err error
 	if tc.Baseline, err = tracing.ParseTailBaseline(arg); err != nil {
-		bad("OTEL_TRACES_SAMPLER_ARG", arg, tracing.TailBaselineAccepted, nil)
+		env.Bad("OTEL_TRACES_SAMPLER_ARG", arg, tracing.TailBaselineAccepted, nil)
 	}
-	v := strings.TrimSpace(getenv("OBSERVE_TAIL_LATENCY"))
+	v := env.Get("OBSERVE_TAIL_LATENCY")
 	if tc.Latency, tc.LatencyQuantile, err = tracing.ParseTailLatency(v); err != nil {
-		bad("OBSERVE_TAIL_LATENCY", v, tracing.TailLatencyAccepted, err)
+		env.Bad("OBSERVE_TAIL_LATENCY", v, tracing.TailLatencyAccepted, err)
 	}
-	v = strings.TrimSpace(getenv("OBSERVE_TAIL_ERRORS"))
+	v = env.Get("OBSERVE_TAIL_ERRORS")
 	if tc.AnyError, err = tracing.ParseTailErrors(v); err != nil {
-		bad("OBSERVE_TAIL_ERRORS", v, tracing.TailErrorsAccepted, nil)
+		env.Bad("OBSERVE_TAIL_ERRORS", v, tracing.TailErrorsAccepted, nil)
 	}
 	for _, m := range []struct {
 		name string
 		dst  *int
 	}{{"OBSERVE_TAIL_MAX_SPANS", &tc.MaxSpans}, {"OBSERVE_TAIL_MAX_TRACES", &tc.MaxTraces}} {
-		v = strings.TrimSpace(getenv(m.name))
+		v = env.Get(m.name)
 		if *m.dst, err = tracing.ParseTailMax(v); err != nil {
-			bad(m.name, v, tracing.TailMaxAccepted, nil)
+			env.Bad(m.name, v, tracing.TailMaxAccepted, nil)
 		}
 	}
 	return tc

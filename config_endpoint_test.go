@@ -51,7 +51,7 @@ func TestEndpointCredentialsBecomeBasicAuth(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := map[string][2]any{
-				"traces":  {c.otlpEndpoint, c.otlpHeaders},
+				"traces":  {c.tracing.otlp.Endpoint, c.tracing.otlp.Headers},
 				"metrics": {c.metrics.otlp.Endpoint, c.metrics.otlp.Headers},
 				"logs":    {c.logs.otlp.Endpoint, c.logs.otlp.Headers},
 			}

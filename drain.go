@@ -8,11 +8,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/observekit/observe/internal/envconfig"
 	"google.golang.org/grpc"
 )
 
@@ -48,18 +48,11 @@ func WithDrainDelay(d time.Duration) Option {
 	}
 }
 
-func loadHealthEnv(getenv func(string) string, c *config, bad func(variable, value, accepted string, err error)) {
-	c.health.kubernetes = strings.TrimSpace(getenv("KUBERNETES_SERVICE_HOST")) != ""
-	if v := strings.TrimSpace(getenv("OBSERVE_DRAIN_DELAY")); v != "" {
-		d, err := time.ParseDuration(v)
-		switch {
-		case err != nil:
-			bad("OBSERVE_DRAIN_DELAY", v, `a Go duration such as "5s" or "0"`, nil)
-		case d < 0 || d > 10*time.Minute:
-			bad("OBSERVE_DRAIN_DELAY", v, `a Go duration from "0" to "10m"`, nil)
-		default:
-			c.health.drainDelay, c.health.drainDelaySet = d, true
-		}
+func loadHealthEnv(env *envconfig.Env, c *config) {
+	c.health.kubernetes = env.Get("KUBERNETES_SERVICE_HOST") != ""
+	if env.Duration("OBSERVE_DRAIN_DELAY", `a Go duration from "0" to "10m", such as "5s"`,
+		func(d time.Duration) bool { return d >= 0 && d <= 10*time.Minute }, &c.health.drainDelay) {
+		c.health.drainDelaySet = true
 	}
 }
 

@@ -137,19 +137,6 @@ func signalWord(s string) string {
 // the endpoint in their errors).
 var userInfo = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s]*@`)
 
-// credentials matches the password of user info, with or without a
-// scheme before it ("http://user:secret@host", "user:secret@host").
-var credentials = regexp.MustCompile(`((?:[A-Za-z][A-Za-z0-9+.-]*://)?[^/?#@:\s]*:)[^/?#@\s]*@`)
-
-// redactUserinfo hides the password of a URL's user info in a setting's
-// value before it goes into an error (ConfigError.Value).
-func redactUserinfo(v string) string {
-	if !strings.Contains(v, "@") {
-		return v
-	}
-	return credentials.ReplaceAllString(v, "${1}<redacted>@")
-}
-
 func scrubMessage(s string) string {
 	if strings.Contains(s, "@") {
 		s = userInfo.ReplaceAllString(s, "${1}[REDACTED]@")

@@ -336,6 +336,7 @@ type checkReport struct {
 	Critical bool
 	Err      string
 	Duration time.Duration
+	At       time.Time // when the result was produced
 }
 
 // readiness is what /readyz and gRPC health answer from.
@@ -391,11 +392,11 @@ func (h *health) evaluate(ctx context.Context, exclude map[string]bool) readines
 				results[i] = c.res
 				c.mu.Unlock()
 			case <-ctx.Done():
-				results[i] = checkOutcome{err: "probe gave up: " + ctx.Err().Error()}
+				results[i] = checkOutcome{err: "probe gave up: " + ctx.Err().Error(), at: time.Now()}
 			}
 		}
 		res := results[i]
-		r.checks = append(r.checks, checkReport{Name: c.name, Critical: c.critical, Err: res.err, Duration: res.duration})
+		r.checks = append(r.checks, checkReport{Name: c.name, Critical: c.critical, Err: res.err, Duration: res.duration, At: res.at})
 		if res.err != "" {
 			if c.critical {
 				r.failed = true

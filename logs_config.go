@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strconv"
+	"os"
 	"strings"
 	"time"
 
+	"github.com/observekit/observe/internal/envconfig"
+	"github.com/observekit/observe/internal/otlpexport"
 	"github.com/observekit/observe/logging"
 	"github.com/observekit/observe/redact"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
@@ -18,7 +20,7 @@ import (
 type logSettings struct {
 	sampling      logging.SampleRates // OBSERVE_LOG_SAMPLING
 	maxValueBytes int                 // OBSERVE_LOG_MAX_VALUE_BYTES
-	otlp          logging.OTLPConfig  // the push, with OTEL_LOGS_EXPORTER=otlp
+	otlp          otlpexport.Config   // the push, with OTEL_LOGS_EXPORTER=otlp
 	exporter      sdklog.Exporter     // WithLogExporter
 }
 
@@ -45,92 +47,21 @@ func WithLogExporter(exp sdklog.Exporter) Option {
 }
 
 // loadLogsEnv reads the logging variables beyond level, format and access
-// log: sampling, the value size limit, and the OTLP push settings (the
-// general OTEL_EXPORTER_OTLP_* ones, overridden by the _LOGS_ ones).
-func loadLogsEnv(getenv func(string) string, c *config, bad func(variable, value, accepted string, err error), secret func(variable, accepted string, err error)) {
+// log: OTEL_LOGS_EXPORTER, sampling, the value size limit, and the OTLP push
+// section (envconfig.Env.OTLP; certificate files read when the push is on).
+func loadLogsEnv(env *envconfig.Env, c *config) {
 	ls := &c.logs
-	if v := strings.TrimSpace(getenv("OBSERVE_LOG_SAMPLING")); v != "" {
+	if v := env.Get("OBSERVE_LOG_SAMPLING"); v != "" {
 		r, err := logging.ParseSampleRates(v)
 		if err != nil {
-			bad("OBSERVE_LOG_SAMPLING", v, `level=rate pairs such as "debug=0.1,info=0.5" (levels debug, info; rates in (0, 1]), or "off"`, err)
+			env.Bad("OBSERVE_LOG_SAMPLING", v, `level=rate pairs such as "debug=0.1,info=0.5" (levels debug, info; rates in (0, 1]), or "off"`, err)
 		}
 		ls.sampling = r
 	}
-	if v := strings.TrimSpace(getenv("OBSERVE_LOG_MAX_VALUE_BYTES")); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n == 0 || n > 1<<30 {
-			bad("OBSERVE_LOG_MAX_VALUE_BYTES", v, "a number of bytes (at least 1; negative: no limit)", nil)
-		} else {
-			ls.maxValueBytes = n
-		}
-	}
-
-	ls.otlp = logging.OTLPConfig{Protocol: "http/protobuf", Timeout: 10 * time.Second}
-	for _, name := range []string{"OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL"} {
-		switch v := strings.TrimSpace(getenv(name)); v {
-		case "":
-		case "grpc", "http/protobuf":
-			ls.otlp.Protocol = v
-		default:
-			if name != "OTEL_EXPORTER_OTLP_PROTOCOL" { // the general one is reported with the traces
-				bad(name, v, "grpc, http/protobuf", nil)
-			}
-		}
-	}
-	if v := strings.TrimSpace(getenv("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")); v != "" {
-		if err := checkEndpoint(v); err != nil {
-			bad("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", v, "an absolute URL such as http://collector:4318/v1/logs", err)
-		}
-		ls.otlp.Endpoint = v
-	} else if v := strings.TrimSpace(getenv("OTEL_EXPORTER_OTLP_ENDPOINT")); v != "" && checkEndpoint(v) == nil {
-		ls.otlp.Endpoint = v
-		if ls.otlp.Protocol == "http/protobuf" {
-			ls.otlp.Endpoint = strings.TrimSuffix(v, "/") + "/v1/logs"
-		}
-	}
-	if v := getenv("OTEL_EXPORTER_OTLP_HEADERS"); strings.TrimSpace(v) != "" {
-		if h, err := parseHeaders(v); err == nil { // a bad one is reported with the traces
-			ls.otlp.Headers = h
-		}
-	}
-	if v := getenv("OTEL_EXPORTER_OTLP_LOGS_HEADERS"); strings.TrimSpace(v) != "" {
-		h, err := parseHeaders(v)
-		if err != nil {
-			// Headers carry credentials: never echo the value.
-			secret("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "comma-separated key=value pairs, values percent-encoded", err)
-		}
-		if ls.otlp.Headers == nil {
-			ls.otlp.Headers = map[string]string{}
-		}
-		for k, val := range h {
-			ls.otlp.Headers[k] = val
-		}
-	}
-	ls.otlp.Endpoint, ls.otlp.Headers = endpointCredentials(ls.otlp.Endpoint, ls.otlp.Headers)
-	for _, name := range []string{"OTEL_EXPORTER_OTLP_INSECURE", "OTEL_EXPORTER_OTLP_LOGS_INSECURE"} {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				if name != "OTEL_EXPORTER_OTLP_INSECURE" {
-					bad(name, v, "true, false", nil)
-				}
-				continue
-			}
-			ls.otlp.Insecure = b
-		}
-	}
-	for _, name := range []string{"OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT"} {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			ms, err := strconv.Atoi(v)
-			if err != nil || ms <= 0 {
-				if name != "OTEL_EXPORTER_OTLP_TIMEOUT" {
-					bad(name, v, "a positive number of milliseconds", nil)
-				}
-				continue
-			}
-			ls.otlp.Timeout = time.Duration(ms) * time.Millisecond
-		}
-	}
+	env.Int("OBSERVE_LOG_MAX_VALUE_BYTES", "a number of bytes (at least 1; negative: no limit)",
+		func(n int) bool { return n != 0 && n <= 1<<30 }, &ls.maxValueBytes)
+	env.Enum("OTEL_LOGS_EXPORTER", &c.logsExporter, "none", "otlp")
+	ls.otlp = env.OTLP(envconfig.Logs, c.logsExporter == "otlp")
 }
 
 // checkLogs validates what options may have set.
@@ -158,8 +89,10 @@ func (o *Observer) startLogs(ctx context.Context) error {
 		},
 		MaxValueBytes: cfg.logs.maxValueBytes,
 		Sampling:      cfg.logs.sampling,
-		DebugToken:    cfg.adminToken,
+		DebugToken:    cfg.debugToken,
 		NoAccessLog:   !cfg.accessLog,
+		Ring:          o.newStatusLines(),
+		Buffered:      logBuffered(cfg),
 	}
 	if o.redactor == nil {
 		var err error
@@ -171,12 +104,10 @@ func (o *Observer) startLogs(ctx context.Context) error {
 	// OTLP export: with OTEL_LOGS_EXPORTER=otlp or WithLogExporter, never
 	// with OTEL_SDK_DISABLED=true.
 	if !cfg.sdkDisabled && (cfg.logsExporter == "otlp" || cfg.logs.exporter != nil) {
-		oc := cfg.logs.otlp
-		oc.Resource = o.resource
-		oc.Exporter = cfg.logs.exporter
+		oc := logging.OTLPConfig{Export: cfg.logs.otlp, Resource: o.resource, Exporter: cfg.logs.exporter}
 		lp, err := logging.NewLoggerProvider(ctx, oc)
 		if err != nil {
-			return &ConfigError{Variable: "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", Value: oc.Endpoint, Err: err}
+			return &ConfigError{Variable: "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", Value: oc.Export.Endpoint, Err: err}
 		}
 		o.logExport = lp
 		opts.LoggerProvider = lp
@@ -187,6 +118,20 @@ func (o *Observer) startLogs(ctx context.Context) error {
 	slog.SetDefault(o.logger)
 	logging.SetRoot(o.logHandler)
 	return nil
+}
+
+// logBuffered reports whether log lines are buffered: OBSERVE_LOG_BUFFER
+// when set, else for an *os.File (stdout, stderr, a file) and not for any
+// other writer, which a program or test may read right after logging.
+func logBuffered(cfg *config) bool {
+	switch cfg.logBuffer {
+	case "on":
+		return true
+	case "off":
+		return false
+	}
+	_, isFile := cfg.logWriter.(*os.File)
+	return isFile
 }
 
 // newRedactor builds the process's redaction policy from the built-in rules,
@@ -220,4 +165,29 @@ func (o *Observer) stopLogs(ctx context.Context) error {
 		return fmt.Errorf("flushing log records: %w", ctx.Err())
 	}
 	return nil
+}
+
+// closeLogLines writes the buffered log lines and stops their background
+// writer, by ctx's deadline: a log writer that blocks (a full pipe) makes
+// Shutdown return ctx's error, and the write finishes on its own.
+func (o *Observer) closeLogLines(ctx context.Context) error {
+	if o.logHandler == nil {
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- o.logHandler.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	// A grace for the usual case, a write of a few microseconds.
+	t := time.NewTimer(50 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return fmt.Errorf("writing buffered log lines: %w", ctx.Err())
+	}
 }

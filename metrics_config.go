@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/observekit/observe/internal/envconfig"
 	"github.com/observekit/observe/metrics"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -44,104 +45,29 @@ func WithDurationBuckets(bounds ...float64) Option {
 	return func(c *config) { c.metrics.durationBuckets = append([]float64(nil), bounds...) }
 }
 
-// loadMetricsEnv reads the metrics variables: the OTLP push settings (the
-// general OTEL_EXPORTER_OTLP_* ones, overridden by the _METRICS_ ones), the
-// export interval and observe's own.
-func loadMetricsEnv(getenv func(string) string, c *config, bad func(variable, value, accepted string, err error), secret func(variable, accepted string, err error)) {
+// loadMetricsEnv reads the metrics variables: OTEL_METRICS_EXPORTER, the
+// OTLP push section (envconfig.Env.OTLP; certificate files read when the
+// push is on), the export interval and timeout, and observe's own.
+func loadMetricsEnv(env *envconfig.Env, c *config) {
+	if v := env.Get("OTEL_METRICS_EXPORTER"); v != "" {
+		c.metricsExporter = nil
+		for _, e := range strings.Split(v, ",") {
+			e = strings.TrimSpace(e)
+			switch e {
+			case "prometheus", "otlp", "none":
+				c.metricsExporter = append(c.metricsExporter, e)
+			case "":
+			default:
+				env.Bad("OTEL_METRICS_EXPORTER", v, "prometheus, otlp, none", fmt.Errorf("unknown exporter %q", e))
+			}
+		}
+	}
 	ms := &c.metrics
-	ms.otlp = metrics.OTLPConfig{Protocol: "http/protobuf", Timeout: 10 * time.Second}
-	for _, name := range []string{"OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"} {
-		switch v := strings.TrimSpace(getenv(name)); v {
-		case "":
-		case "grpc", "http/protobuf":
-			ms.otlp.Protocol = v
-		default:
-			if name != "OTEL_EXPORTER_OTLP_PROTOCOL" { // the general one is reported with the traces
-				bad(name, v, "grpc, http/protobuf", nil)
-			}
-		}
-	}
-	if v := strings.TrimSpace(getenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")); v != "" {
-		if err := checkEndpoint(v); err != nil {
-			bad("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", v, "an absolute URL such as http://collector:4318/v1/metrics", err)
-		}
-		ms.otlp.Endpoint = v
-	} else if v := strings.TrimSpace(getenv("OTEL_EXPORTER_OTLP_ENDPOINT")); v != "" && checkEndpoint(v) == nil {
-		ms.otlp.Endpoint = v
-		if ms.otlp.Protocol == "http/protobuf" {
-			ms.otlp.Endpoint = strings.TrimSuffix(v, "/") + "/v1/metrics"
-		}
-	}
-	if v := getenv("OTEL_EXPORTER_OTLP_HEADERS"); strings.TrimSpace(v) != "" {
-		if h, err := parseHeaders(v); err == nil { // a bad one is reported with the traces
-			ms.otlp.Headers = h
-		}
-	}
-	if v := getenv("OTEL_EXPORTER_OTLP_METRICS_HEADERS"); strings.TrimSpace(v) != "" {
-		h, err := parseHeaders(v)
-		if err != nil {
-			secret("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "comma-separated key=value pairs, values percent-encoded", err)
-		}
-		if ms.otlp.Headers == nil {
-			ms.otlp.Headers = map[string]string{}
-		}
-		for k, val := range h {
-			ms.otlp.Headers[k] = val
-		}
-	}
-	ms.otlp.Endpoint, ms.otlp.Headers = endpointCredentials(ms.otlp.Endpoint, ms.otlp.Headers)
-	for _, name := range []string{"OTEL_EXPORTER_OTLP_INSECURE", "OTEL_EXPORTER_OTLP_METRICS_INSECURE"} {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			b, err := strconv.ParseBool(v)
-			if err != nil && name != "OTEL_EXPORTER_OTLP_INSECURE" {
-				bad(name, v, "true, false", nil)
-			}
-			ms.otlp.Insecure = b
-		}
-	}
-	for _, name := range []string{"OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT"} {
-		if d, ok := positiveMillis(getenv, name, bad, name != "OTEL_EXPORTER_OTLP_TIMEOUT"); ok {
-			ms.otlp.Timeout = d
-		}
-	}
-	if d, ok := positiveMillis(getenv, "OTEL_METRIC_EXPORT_INTERVAL", bad, true); ok {
-		ms.exportInterval = d
-	}
-	if d, ok := positiveMillis(getenv, "OTEL_METRIC_EXPORT_TIMEOUT", bad, true); ok {
-		ms.exportTimeout = d
-	}
-	if v := strings.TrimSpace(getenv("OBSERVE_NATIVE_HISTOGRAMS")); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			bad("OBSERVE_NATIVE_HISTOGRAMS", v, "true, false", nil)
-		}
-		ms.nativeHistograms = b
-	}
-	if v := strings.TrimSpace(getenv("OBSERVE_METRIC_SERIES_LIMIT")); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			bad("OBSERVE_METRIC_SERIES_LIMIT", v, "a positive integer", nil)
-		}
-		ms.seriesLimit = n
-	}
-}
-
-// positiveMillis reads a variable holding a positive number of
-// milliseconds; report says whether a malformed value is this reader's to
-// report.
-func positiveMillis(getenv func(string) string, name string, bad func(string, string, string, error), report bool) (time.Duration, bool) {
-	v := strings.TrimSpace(getenv(name))
-	if v == "" {
-		return 0, false
-	}
-	ms, err := strconv.Atoi(v)
-	if err != nil || ms <= 0 {
-		if report {
-			bad(name, v, "a positive number of milliseconds", nil)
-		}
-		return 0, false
-	}
-	return time.Duration(ms) * time.Millisecond, true
+	ms.otlp = env.OTLP(envconfig.Metrics, c.metricsPush())
+	env.Millis("OTEL_METRIC_EXPORT_INTERVAL", &ms.exportInterval)
+	env.Millis("OTEL_METRIC_EXPORT_TIMEOUT", &ms.exportTimeout)
+	env.Bool("OBSERVE_NATIVE_HISTOGRAMS", &ms.nativeHistograms)
+	env.PositiveInt("OBSERVE_METRIC_SERIES_LIMIT", &ms.seriesLimit)
 }
 
 // checkMetrics validates the options' metrics settings.
@@ -211,6 +137,12 @@ func (o *Observer) selfTelemetry() metrics.SelfTelemetry {
 	if h := o.logHandler; h != nil {
 		st.LogsDropped = h.DroppedRecords
 		failures["logs"] = h.ExportFailures
+		if o.cfg.debugToken != "" {
+			st.DebugTokenFailures = func() map[string]uint64 {
+				mismatched, limited := h.DebugTokenFailures()
+				return map[string]uint64{"mismatch": mismatched, "rate_limited": limited}
+			}
+		}
 	}
 	if p := o.profiler; p != nil {
 		st.ProfilesDropped = p.DroppedProfiles

@@ -27,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/observekit/observe/internal/redsample"
 	"github.com/observekit/observe/logging"
 	"github.com/observekit/observe/metrics"
 	"github.com/observekit/observe/profiling"
@@ -53,8 +54,12 @@ type Observer struct {
 	metrics    *metrics.Metrics
 	meters     *metrics.MeterProvider // the global OTel meter provider
 	profiler   *profiling.Profiler
+	red        *redsample.Sampler // per-route RED history from the registry; nil when metrics are off
 
 	admin       http.Handler
+	status      *statusState      // the status page (status.go)
+	statusAuth  *statusAuth       // its sign-in and CSRF keys
+	statusLines *logging.LineRing // recent log lines by trace_id; nil when tracing is off
 	adminServer *http.Server
 	adminLn     net.Listener
 	adminDone   chan struct{}
@@ -127,15 +132,7 @@ func start(ctx context.Context, cfg *config) (_ *Observer, err error) {
 			StoreSize:    cfg.spanStoreSize,
 			Batch:        cfg.tracing.batch,
 			Redactor:     spanRedactor(o.redactor),
-			OTLP: tracing.OTLPConfig{
-				Protocol:    cfg.otlpProtocol,
-				Endpoint:    cfg.otlpEndpoint,
-				Headers:     cfg.otlpHeaders,
-				Insecure:    cfg.otlpInsecure,
-				Timeout:     cfg.otlpTimeout,
-				TLS:         cfg.tracing.tls,
-				Compression: cfg.tracing.compression,
-			},
+			OTLP:         cfg.tracing.otlp,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("observe: tracing: %w", err)
@@ -185,6 +182,10 @@ func start(ctx context.Context, cfg *config) (_ *Observer, err error) {
 		}()
 	}
 	if o.metrics != nil {
+		// The status page and the anomaly detector read per-route RED
+		// figures from here, sampled off the request path.
+		o.red = redsample.New(redsample.Config{Gatherer: o.metrics.Registry()})
+		o.red.Start()
 		o.metrics.SetSelfTelemetry(o.selfTelemetry())
 		if t := o.tracing.Tail(); t != nil {
 			// Exemplars only for kept traces; see tracing.Kept.
@@ -230,10 +231,13 @@ func (o *Observer) Shutdown(ctx context.Context) error {
 }
 
 func (o *Observer) stop(ctx context.Context) error {
+	errs := o.drain(ctx) // readiness off, drain delay, servers stopped (drain.go)
+	if o.red != nil {
+		o.red.Stop()
+	}
 	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs = o.drain(ctx) // readiness off, drain delay, servers stopped (drain.go)
+		wg sync.WaitGroup
+		mu sync.Mutex
 	)
 	run := func(name string, f func(context.Context) error) {
 		wg.Add(1)
@@ -279,6 +283,13 @@ func (o *Observer) stop(ctx context.Context) error {
 	}
 	if o.levels != nil {
 		o.levels.Close()
+	}
+	// Last, so what the other signals logged while stopping is written too;
+	// lines logged after this are written one by one.
+	if err := o.closeLogLines(ctx); err != nil {
+		mu.Lock()
+		errs = append(errs, fmt.Errorf("observe: shutdown logs: %w", err))
+		mu.Unlock()
 	}
 	// Detach the globals that point at us.
 	if o.tracing != nil && tracing.Current() == o.tracing {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe"
+	"github.com/observekit/observe/internal/testbackend"
 	"github.com/observekit/observe/middleware"
 	"go.uber.org/goleak"
 )
@@ -30,23 +31,12 @@ func TestMain(m *testing.M) {
 }
 
 // syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
+type syncBuffer struct{ testbackend.LockedBuffer }
 
 func (s *syncBuffer) Lines(t *testing.T) []map[string]any {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(s.b.Bytes()))
+	sc := bufio.NewScanner(bytes.NewReader(s.Bytes()))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		var m map[string]any
@@ -58,12 +48,6 @@ func (s *syncBuffer) Lines(t *testing.T) []map[string]any {
 	return out
 }
 
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // cleanEnv clears every variable Init reads so tests start from defaults.
 func cleanEnv(t *testing.T) {
 	for _, v := range []string{
@@ -71,7 +55,8 @@ func cleanEnv(t *testing.T) {
 		"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL",
 		"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG", "OTEL_PROPAGATORS",
 		"OTEL_METRICS_EXPORTER", "OTEL_LOGS_EXPORTER", "OBSERVE_ADMIN_ADDR", "OBSERVE_ADMIN_TOKEN",
-		"OBSERVE_LOG_LEVEL", "OBSERVE_LOG_FORMAT", "OBSERVE_REDACT_KEYS", "OBSERVE_ACCESS_LOG",
+		"OBSERVE_DEBUG_TOKEN", "OBSERVE_LOG_LEVEL", "OBSERVE_LOG_FORMAT", "OBSERVE_REDACT_KEYS", "OBSERVE_ACCESS_LOG",
+		"OBSERVE_LOG_BUFFER", "OBSERVE_DRAIN_DELAY", "KUBERNETES_SERVICE_HOST",
 		"PYROSCOPE_SERVER_ADDRESS", "PYROSCOPE_BASIC_AUTH_USER", "PYROSCOPE_BASIC_AUTH_PASSWORD",
 	} {
 		t.Setenv(v, "")
@@ -116,6 +101,7 @@ func TestInitRejectsMalformedVariables(t *testing.T) {
 		{"OBSERVE_LOG_LEVEL", "loud"},
 		{"OBSERVE_LOG_FORMAT", "xml"},
 		{"OBSERVE_ACCESS_LOG", "sometimes"},
+		{"OBSERVE_LOG_BUFFER", "sometimes"},
 		{"PYROSCOPE_SERVER_ADDRESS", "pyroscope:4040"},
 	}
 	for _, c := range cases {

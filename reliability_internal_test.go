@@ -115,10 +115,10 @@ func mentions(n ast.Node, name string) bool {
 // and are still what they wrap for errors.Is.
 func TestScrubErrorMasksConfiguredSecrets(t *testing.T) {
 	c := &config{
-		otlpHeaders:       map[string]string{"Authorization": "Bearer tok-abcdef123", "x-tenant": "a"},
 		adminToken:        "admin-s3cret",
 		pyroscopePassword: "pyro-pass-42",
 	}
+	c.tracing.otlp.Headers = map[string]string{"Authorization": "Bearer tok-abcdef123", "x-tenant": "a"}
 	c.metrics.otlp.Headers = map[string]string{"x-api-key": "key-77889900"}
 	o := &Observer{cfg: c}
 	inner := errors.Join(context.DeadlineExceeded, errors.New(

@@ -27,12 +27,13 @@ func (c *config) secretValues() []string {
 			}
 		}
 	}
-	for _, h := range []map[string]string{c.otlpHeaders, c.metrics.otlp.Headers, c.logs.otlp.Headers} {
+	for _, h := range []map[string]string{c.tracing.otlp.Headers, c.metrics.otlp.Headers, c.logs.otlp.Headers} {
 		for _, v := range h {
 			add(v)
 		}
 	}
 	add(c.adminToken)
+	add(c.debugToken)
 	add(c.pyroscopePassword)
 	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
 	return slices.Compact(out)

@@ -1,129 +1,79 @@
 package observe
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
-	"time"
 
+	"github.com/observekit/observe/internal/envconfig"
 	"github.com/observekit/observe/redact"
 	"github.com/observekit/observe/tracing"
 )
 
-// tracingSettings are the trace export settings beyond endpoint, protocol,
-// headers, insecure and timeout (config.go): TLS material, compression and
-// the batch queue, as the OpenTelemetry spec's variables give them.
+// tracingSettings are the trace export settings: the OTLP exporter's and
+// the batch queue's.
 type tracingSettings struct {
-	tls         *tls.Config // nil: system roots, no client certificate
-	compression string      // "gzip" or ""
-	batch       tracing.BatchConfig
+	otlp  tracing.OTLPConfig
+	batch tracing.BatchConfig
 }
 
-// loadTracingEnv reads
-//
-//	OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE         PEM file of the CA(s) to trust
-//	OTEL_EXPORTER_OTLP_[TRACES_]CLIENT_CERTIFICATE  PEM file of the client certificate (mTLS)
-//	OTEL_EXPORTER_OTLP_[TRACES_]CLIENT_KEY          PEM file of its private key
-//	OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION         gzip, none
-//	OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_EXPORT_TIMEOUT (ms), OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE
-//
-// the signal-specific variable winning over the general one, and reports a
-// malformed value through bad, naming the variable.
-func loadTracingEnv(getenv func(string) string, c *config, bad func(variable, value, accepted string, err error)) {
-	pick := func(name string) (string, string) {
-		specific := strings.Replace(name, "OTEL_EXPORTER_OTLP_", "OTEL_EXPORTER_OTLP_TRACES_", 1)
-		if v := strings.TrimSpace(getenv(specific)); v != "" {
-			return specific, v
+// loadTracingEnv reads the traces variables: OTEL_TRACES_EXPORTER, the OTLP
+// section (envconfig.Env.OTLP; its certificate files are always read, as the
+// traces exporter was the first to use them), the sampler with observe's
+// tail sampling, OTEL_PROPAGATORS and the batch queue's OTEL_BSP_SCHEDULE_DELAY,
+// OTEL_BSP_EXPORT_TIMEOUT (ms), OTEL_BSP_MAX_QUEUE_SIZE and
+// OTEL_BSP_MAX_EXPORT_BATCH_SIZE.
+func loadTracingEnv(env *envconfig.Env, c *config) {
+	c.tracing.otlp = env.OTLP(envconfig.Traces, true)
+	switch v := env.Get("OTEL_TRACES_EXPORTER"); v {
+	case "":
+		if c.tracing.otlp.Endpoint != "" {
+			c.tracesExporter = "otlp"
+		} else {
+			c.tracesExporter = "memory"
 		}
-		return name, strings.TrimSpace(getenv(name))
+	case "otlp", "console", "none":
+		c.tracesExporter = v
+	default:
+		env.Bad("OTEL_TRACES_EXPORTER", v, "otlp, console, none", nil)
 	}
-
-	if name, v := pick("OTEL_EXPORTER_OTLP_COMPRESSION"); v != "" {
-		switch v {
-		case "gzip":
-			c.tracing.compression = "gzip"
-		case "none":
-		default:
-			bad(name, v, "gzip, none", nil)
-		}
+	if v := env.Get("OTEL_TRACES_SAMPLER"); v != "" {
+		c.samplerName = v
 	}
-
-	caVar, caFile := pick("OTEL_EXPORTER_OTLP_CERTIFICATE")
-	certVar, certFile := pick("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE")
-	keyVar, keyFile := pick("OTEL_EXPORTER_OTLP_CLIENT_KEY")
-	if caFile != "" || certFile != "" || keyFile != "" {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		ok := true
-		if caFile != "" {
-			pem, err := os.ReadFile(caFile)
-			pool := x509.NewCertPool()
-			switch {
-			case err != nil:
-				bad(caVar, caFile, "a readable PEM file of CA certificates", err)
-				ok = false
-			case !pool.AppendCertsFromPEM(pem):
-				bad(caVar, caFile, "a readable PEM file of CA certificates", errors.New("no certificate in it"))
-				ok = false
-			default:
-				tc.RootCAs = pool
-			}
-		}
-		switch {
-		case certFile != "" && keyFile != "":
-			pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-			if err != nil {
-				bad(certVar, certFile, "PEM files of a client certificate and its key (also "+keyVar+")", err)
-				ok = false
-			} else {
-				tc.Certificates = []tls.Certificate{pair}
-			}
-		case certFile != "":
-			bad(keyVar, "", "the client key's PEM file, required with "+certVar, nil)
-			ok = false
-		case keyFile != "":
-			bad(certVar, "", "the client certificate's PEM file, required with "+keyVar, nil)
-			ok = false
-		}
-		if ok {
-			c.tracing.tls = tc
-		}
-	}
-
-	millis := func(name string, dst *time.Duration) {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n <= 0 {
-				bad(name, v, "a positive number of milliseconds", nil)
-				return
-			}
-			*dst = time.Duration(n) * time.Millisecond
-		}
-	}
-	count := func(name string, dst *int) {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n <= 0 {
-				bad(name, v, "a positive integer", nil)
-				return
-			}
-			*dst = n
+	c.samplerArg = env.Get("OTEL_TRACES_SAMPLER_ARG")
+	if c.samplerName == tracing.TailSamplerName {
+		c.tail = loadTailEnv(env, c.samplerArg)
+	} else if _, err := tracing.NewSampler(c.samplerName, c.samplerArg); err != nil {
+		if !tracing.IsSamplerName(c.samplerName) {
+			env.Bad("OTEL_TRACES_SAMPLER", c.samplerName, tracing.SamplerNames+", "+tracing.TailSamplerName, nil)
+		} else {
+			env.Bad("OTEL_TRACES_SAMPLER_ARG", c.samplerArg, tracing.SamplerArgAccepted(c.samplerName), err)
 		}
 	}
 	b := &c.tracing.batch
-	millis("OTEL_BSP_SCHEDULE_DELAY", &b.ScheduleDelay)
-	millis("OTEL_BSP_EXPORT_TIMEOUT", &b.ExportTimeout)
-	count("OTEL_BSP_MAX_QUEUE_SIZE", &b.MaxQueueSize)
-	count("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", &b.MaxExportBatchSize)
+	env.Millis("OTEL_BSP_SCHEDULE_DELAY", &b.ScheduleDelay)
+	env.Millis("OTEL_BSP_EXPORT_TIMEOUT", &b.ExportTimeout)
+	env.PositiveInt("OTEL_BSP_MAX_QUEUE_SIZE", &b.MaxQueueSize)
+	env.PositiveInt("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", &b.MaxExportBatchSize)
 	q := b.MaxQueueSize
 	if q == 0 {
 		q = 2048
 	}
 	if n := b.MaxExportBatchSize; n > q {
-		bad("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", strconv.Itoa(n), fmt.Sprintf("at most OTEL_BSP_MAX_QUEUE_SIZE (%d)", q), nil)
+		env.Bad("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", strconv.Itoa(n), fmt.Sprintf("at most OTEL_BSP_MAX_QUEUE_SIZE (%d)", q), nil)
+	}
+	if v := env.Get("OTEL_PROPAGATORS"); v != "" {
+		c.propagators = nil
+		for _, p := range strings.Split(v, ",") {
+			p = strings.TrimSpace(p)
+			switch p {
+			case "tracecontext", "baggage", "b3", "b3multi", "none":
+				c.propagators = append(c.propagators, p)
+			case "":
+			default:
+				env.Bad("OTEL_PROPAGATORS", v, "tracecontext, baggage, b3, b3multi, none", fmt.Errorf("unknown propagator %q", p))
+			}
+		}
 	}
 }
 

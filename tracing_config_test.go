@@ -77,15 +77,15 @@ func TestTracingEnvTLSCompressionBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc := c.tracing.tls
+	tc := c.tracing.otlp.TLS
 	if tc == nil || tc.RootCAs == nil || len(tc.Certificates) != 1 {
 		t.Fatalf("tls config %+v", tc)
 	}
 	if _, err := caCert.Verify(x509.VerifyOptions{Roots: tc.RootCAs}); err != nil {
 		t.Errorf("CA not trusted: %v", err)
 	}
-	if c.tracing.compression != "gzip" {
-		t.Errorf("compression %q", c.tracing.compression)
+	if c.tracing.otlp.Compression != "gzip" {
+		t.Errorf("compression %q", c.tracing.otlp.Compression)
 	}
 	want := tracing.BatchConfig{ScheduleDelay: 250 * time.Millisecond, ExportTimeout: 5 * time.Second, MaxQueueSize: 100, MaxExportBatchSize: 50}
 	if c.tracing.batch != want {

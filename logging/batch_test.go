@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/observekit/observe/internal/otlpexport"
+
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 )
 
@@ -49,7 +51,7 @@ func TestBatchExportsEverythingAndFlushes(t *testing.T) {
 
 func TestBatchQueueFullDropsCountedAndShutdownHonoursDeadline(t *testing.T) {
 	exp := &blockingExporter{}
-	p, err := NewLoggerProvider(context.Background(), OTLPConfig{Exporter: exp, Timeout: time.Hour, ExportInterval: 10 * time.Millisecond})
+	p, err := NewLoggerProvider(context.Background(), OTLPConfig{Exporter: exp, Export: otlpexport.Config{Timeout: time.Hour}, ExportInterval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

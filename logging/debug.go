@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,24 +19,36 @@ import (
 
 // Per-request debug.
 //
-// A request carrying "X-Observe-Debug: <admin token>" is logged at DEBUG for
+// A request carrying "X-Observe-Debug: <debug token>" is logged at DEBUG for
 // its whole span tree, downstream services included, whatever the levels
-// say, and none of its lines are sampled out.
+// say, and none of its lines are sampled out. The debug token
+// (OBSERVE_DEBUG_TOKEN, Options.DebugToken) is a secret of its own: the
+// header reaches every public endpoint, so it must never be the admin
+// token, which guards PUT /loglevel and pprof. Without one, per-request
+// debug is off.
 //
-// Design. The first service checks the header against its admin token
+// Design. The first service checks the header against its debug token
 // (constant time) and, when it matches, marks the request context and adds
 // the baggage member observe.debug=<proof> for downstream services. The
 // proof is never the token: it is
 //
 //	1.<expiry, unix seconds, base 36>.<HMAC-SHA256(k, trace ID ‖ expiry), 128 bits, base64url>
 //
-// with k derived from the admin token, so it is bound to one trace and
+// with k derived from the debug token, so it is bound to one trace and
 // expires after DebugProofTTL. A downstream service honours the member only
 // if it recomputes the same proof, that is, only if it is configured with
-// the same admin token; everywhere else an observe.debug member is removed
+// the same debug token; everywhere else an observe.debug member is removed
 // from the request's baggage, so a forged or foreign one neither turns on
-// debug nor travels further. A service without an admin token honours
-// nothing. The header is removed from the request once read (so handlers
+// debug nor travels further. A service without a debug token honours
+// nothing.
+//
+// Guessing. Every header that does not match is counted (DebugTokenFailures,
+// observe_debug_token_failures_total{reason="mismatch"}), and failures are
+// rate limited by a token bucket of 10 refilled at 5 per second: once it is
+// empty, a header is rejected without being compared
+// (reason="rate_limited"), so the public port cannot be used to try more
+// than 5 guesses a second. While it is
+// empty, the right token is refused too; the bucket refills by itself. The header is removed from the request once read (so handlers
 // cannot echo or forward it) and is never written to a log line or a
 // response.
 //
@@ -54,7 +67,7 @@ import (
 //     Enabled consults the context only while a debug request is in flight.
 
 // DebugHeader is the request header (gRPC: metadata key, lower case) that
-// asks for per-request debug; its value must be the admin token.
+// asks for per-request debug; its value must be the debug token.
 const DebugHeader = "X-Observe-Debug"
 
 // DebugBaggageKey is the W3C baggage member that carries the proof of a
@@ -79,10 +92,24 @@ func DebugEnabled(ctx context.Context) bool {
 	return v
 }
 
-// debugVerifier holds what per-request debug needs from the admin token.
+// debugFailureRate and debugFailureBurst bound the X-Observe-Debug headers
+// compared against the debug token: a burst of debugFailureBurst failed
+// ones, then debugFailureRate a second.
+const (
+	debugFailureRate  = 5
+	debugFailureBurst = 10
+)
+
+// debugVerifier holds what per-request debug needs from the debug token.
 type debugVerifier struct {
 	tokenSum [sha256.Size]byte // of the token, for a length-independent compare
 	key      []byte            // HMAC key of proofs, derived from the token
+
+	mu     sync.Mutex
+	budget float64   // failed compares left, refilled at debugFailureRate/s
+	last   time.Time // of the last refill
+
+	mismatched, limited atomic.Uint64
 }
 
 func newDebugVerifier(token string) *debugVerifier {
@@ -91,12 +118,48 @@ func newDebugVerifier(token string) *debugVerifier {
 	}
 	m := hmac.New(sha256.New, []byte(token))
 	m.Write([]byte("observe per-request debug proof v1"))
-	return &debugVerifier{tokenSum: sha256.Sum256([]byte(token)), key: m.Sum(nil)}
+	return &debugVerifier{tokenSum: sha256.Sum256([]byte(token)), key: m.Sum(nil), budget: debugFailureBurst}
 }
 
-func (d *debugVerifier) tokenOK(header string) bool {
+// take reserves one compare from the bucket; false: none is left.
+func (d *debugVerifier) take(now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.last.IsZero() {
+		d.budget = min(debugFailureBurst, d.budget+now.Sub(d.last).Seconds()*debugFailureRate)
+	}
+	d.last = now
+	if d.budget < 1 {
+		return false
+	}
+	d.budget--
+	return true
+}
+
+// refund gives back the compare of a header that matched: only failures
+// spend the bucket.
+func (d *debugVerifier) refund() {
+	d.mu.Lock()
+	d.budget = min(debugFailureBurst, d.budget+1)
+	d.mu.Unlock()
+}
+
+// tokenOK compares header with the token in constant time, within the
+// failure budget; every failure is counted.
+func (d *debugVerifier) tokenOK(header string, now time.Time) bool {
+	// The compare is reserved before it is made, so concurrent guesses
+	// cannot all pass a check of the budget before any is counted.
+	if !d.take(now) {
+		d.limited.Add(1)
+		return false
+	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(header)))
-	return subtle.ConstantTimeCompare(sum[:], d.tokenSum[:]) == 1
+	if subtle.ConstantTimeCompare(sum[:], d.tokenSum[:]) == 1 {
+		d.refund()
+		return true
+	}
+	d.mismatched.Add(1)
+	return false
 }
 
 func (d *debugVerifier) mac(tid trace.TraceID, exp int64) []byte {
@@ -147,7 +210,7 @@ func (d *debugVerifier) verify(proof string, tid trace.TraceID, now time.Time) b
 // StartRequestDebug applies per-request debug to a server request, after
 // propagation was extracted into ctx and the server span started. header is
 // the X-Observe-Debug value ("" when absent). When the header holds the
-// admin token, or the baggage holds a proof this service can verify, it
+// debug token, or the baggage holds a proof this service can verify, it
 // returns ctx marked for debug (and carrying a proof for downstream calls)
 // and true; the caller must then call EndRequestDebug when the request
 // ends. Otherwise it returns ctx without any observe.debug baggage member,
@@ -171,7 +234,7 @@ func StartRequestDebug(ctx context.Context, header string) (context.Context, boo
 		switch {
 		case hasMember && dv.verify(member.Value(), tid, now):
 			on, keep = true, true
-		case header != "" && dv.tokenOK(header):
+		case header != "" && dv.tokenOK(header, now):
 			on = true
 			if m, err := baggage.NewMemberRaw(DebugBaggageKey, dv.mint(tid, now)); err == nil {
 				if b, err := bag.SetMember(m); err == nil {
@@ -196,4 +259,15 @@ func StartRequestDebug(ctx context.Context, header string) (context.Context, boo
 // EndRequestDebug ends a request for which StartRequestDebug returned true.
 func EndRequestDebug() {
 	debugActive.Add(-1)
+}
+
+// DebugTokenFailures reports the X-Observe-Debug headers refused since New:
+// mismatched were compared with the debug token and differed; limited were
+// refused uncompared, the failure budget being spent. observe exports them as
+// observe_debug_token_failures_total{reason="mismatch"|"rate_limited"}.
+func (h *Handler) DebugTokenFailures() (mismatched, limited uint64) {
+	if h == nil || h.p.debug == nil {
+		return 0, 0
+	}
+	return h.p.debug.mismatched.Load(), h.p.debug.limited.Load()
 }

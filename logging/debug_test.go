@@ -42,7 +42,7 @@ func TestDebugProof(t *testing.T) {
 	if newDebugVerifier("") != nil {
 		t.Error("a verifier without a token")
 	}
-	if !a.tokenOK(" token-A ") || a.tokenOK("token-a") || a.tokenOK("") || a.tokenOK("token-A2") {
+	if !a.tokenOK(" token-A ", time.Now()) || a.tokenOK("token-a", time.Now()) || a.tokenOK("", time.Now()) || a.tokenOK("token-A2", time.Now()) {
 		t.Error("tokenOK")
 	}
 }
@@ -204,5 +204,76 @@ func TestDebugBypassesLevelsAndSampling(t *testing.T) {
 	log.DebugContext(ctx, "late")
 	if len(lb.lines()) != 0 {
 		t.Errorf("debug outlived the request: %v", lb.lines())
+	}
+}
+
+// Failed X-Observe-Debug headers are counted and rate limited: past the
+// burst, headers are refused uncompared (the right token too) until the
+// bucket refills; the right token never spends it.
+func TestDebugTokenFailuresCountedAndLimited(t *testing.T) {
+	h := New(Options{DebugToken: "debug-tok"})
+	v := h.p.debug
+	now := time.Unix(1_700_000_000, 0)
+	for i := 0; i < 100; i++ {
+		if !v.tokenOK("debug-tok", now) {
+			t.Fatalf("right token refused at attempt %d", i)
+		}
+	}
+	for i := 0; i < debugFailureBurst; i++ {
+		if v.tokenOK("guess", now) {
+			t.Fatal("wrong token accepted")
+		}
+	}
+	if m, l := h.DebugTokenFailures(); m != debugFailureBurst || l != 0 {
+		t.Fatalf("after the burst: mismatched %d, limited %d", m, l)
+	}
+	if v.tokenOK("guess", now) || v.tokenOK("debug-tok", now) {
+		t.Fatal("accepted with the budget spent")
+	}
+	if m, l := h.DebugTokenFailures(); m != debugFailureBurst || l != 2 {
+		t.Fatalf("past the burst: mismatched %d, limited %d (the right token must not be compared)", m, l)
+	}
+	// One second later, debugFailureRate more compares.
+	now = now.Add(time.Second)
+	if !v.tokenOK("debug-tok", now) {
+		t.Fatal("right token refused after the refill")
+	}
+	for i := 0; i < debugFailureRate; i++ {
+		v.tokenOK("guess", now)
+	}
+	v.tokenOK("guess", now)
+	if m, l := h.DebugTokenFailures(); m != debugFailureBurst+debugFailureRate || l != 3 {
+		t.Fatalf("after the refill: mismatched %d, limited %d", m, l)
+	}
+	// The bucket never holds more than the burst.
+	now = now.Add(time.Hour)
+	for i := 0; i < debugFailureBurst+1; i++ {
+		v.tokenOK("guess", now)
+	}
+	if _, l := h.DebugTokenFailures(); l != 4 {
+		t.Fatalf("after an hour: limited %d, want 4", l)
+	}
+	if m, l := New(Options{}).DebugTokenFailures(); m != 0 || l != 0 {
+		t.Error("failures without a token")
+	}
+}
+
+// Through StartRequestDebug: a guess is refused and counted, the right
+// token turns debug on; the admin token is nothing to this package.
+func TestStartRequestDebugCountsGuesses(t *testing.T) {
+	h := New(Options{DebugToken: "debug-tok"})
+	prev := root.Load()
+	SetRoot(h)
+	t.Cleanup(func() { root.Store(prev) })
+	if _, on := StartRequestDebug(context.Background(), "admin-token"); on {
+		t.Fatal("guess accepted")
+	}
+	ctx, on := StartRequestDebug(context.Background(), "debug-tok")
+	if !on || !DebugEnabled(ctx) {
+		t.Fatal("token refused")
+	}
+	EndRequestDebug()
+	if m, l := h.DebugTokenFailures(); m != 1 || l != 0 {
+		t.Errorf("mismatched %d, limited %d", m, l)
 	}
 }

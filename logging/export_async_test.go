@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/observekit/observe/internal/otlpexport"
 	"github.com/observekit/observe/redact"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	"go.uber.org/goleak"
@@ -149,7 +150,7 @@ func TestExportHandedOverDuringShutdownCounted(t *testing.T) {
 func TestShutdownWithEndedContextStopsTheWorker(t *testing.T) {
 	before := goleak.IgnoreCurrent()
 	exp := &blockingExporter{}
-	prov, err := NewLoggerProvider(context.Background(), OTLPConfig{Exporter: exp, ExportInterval: time.Millisecond, Timeout: time.Hour})
+	prov, err := NewLoggerProvider(context.Background(), OTLPConfig{Exporter: exp, ExportInterval: time.Millisecond, Export: otlpexport.Config{Timeout: time.Hour}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/observekit/observe/internal/otlpexport"
 	"go.opentelemetry.io/otel/attribute"
 	otellog "go.opentelemetry.io/otel/log"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
@@ -202,13 +203,14 @@ func TestExportFailuresCounted(t *testing.T) {
 }
 
 func TestNewLoggerProviderProtocols(t *testing.T) {
-	for _, c := range []OTLPConfig{
+	for _, e := range []otlpexport.Config{
 		{},
 		{Protocol: "grpc"},
 		{Protocol: "grpc", Endpoint: "collector:4317", Insecure: true, Headers: map[string]string{"a": "b"}},
 		{Protocol: "http/protobuf", Endpoint: "http://127.0.0.1:1/v1/logs"},
 		{Protocol: "http/protobuf", Endpoint: "collector:4318", Insecure: true, Headers: map[string]string{"a": "b"}},
 	} {
+		c := OTLPConfig{Export: e}
 		p, err := NewLoggerProvider(context.Background(), c)
 		if err != nil {
 			t.Errorf("%+v: %v", c, err)
@@ -218,7 +220,7 @@ func TestNewLoggerProviderProtocols(t *testing.T) {
 		_ = p.Shutdown(ctx) // nothing buffered: returns at once
 		cancel()
 	}
-	if _, err := NewLoggerProvider(context.Background(), OTLPConfig{Protocol: "http/json"}); err == nil {
+	if _, err := NewLoggerProvider(context.Background(), OTLPConfig{Export: otlpexport.Config{Protocol: "http/json"}}); err == nil {
 		t.Error("unknown protocol accepted")
 	}
 }

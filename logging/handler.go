@@ -11,19 +11,10 @@
 //	            the caller resolves and queues the record, and converting
 //	            it (several times the cost of the JSON line) is off its path.
 //
-// composed with github.com/samber/slog-multi's Pipe for the stages, and a
-// fanout to the two writers that, unlike slog-multi's, does not copy the
-// record for each. The same records, levels and redaction reach both.
-// Level, debug and sampling decisions are taken in Enabled, before slog
-// builds the record.
-//
-// The JSON line is the hot path, and with it alone the writer does the
-// redaction and correlation stages inline, while encoding, and encodes the
-// service fields and With attributes once, in WithAttrs: a generic
-// redaction stage must rebuild every record, which costs 5 more
-// allocations and about 1.7x the CPU time of the line (BenchmarkPipeline in
-// bench_test.go). With a LoggerProvider the record is redacted once, by a
-// stage in front of the fanout, for both writers.
+// The same records, levels and redaction reach both writers. Level, debug
+// and sampling decisions are taken in Enabled, before slog builds the
+// record. How the stages are composed, and what it costs, is in
+// docs/DESIGN.md.
 //
 // Line shape: time (RFC 3339, UTC), level, msg, service.name,
 // service.version, deployment.environment, logger, trace_id, span_id,
@@ -31,6 +22,10 @@
 // attribute replaces an earlier one; an attribute named like a header field
 // is written as "attr.<key>"). An error is written as its message, plus
 // "<key>.stack" when it carries a stack trace.
+//
+// Lines are written one write per line, or with Options.Buffered in batches
+// by a background writer (WARN and ERROR lines at once, in order; Close
+// writes the rest).
 package logging
 
 import (
@@ -75,15 +70,30 @@ type Options struct {
 	Sampling SampleRates
 	// DebugToken enables per-request debug: a request whose X-Observe-Debug
 	// header equals it is logged at DEBUG, downstream services included.
-	// Empty: per-request debug is off and the header is ignored.
+	// Empty: per-request debug is off and the header is ignored. It must
+	// not be the admin token (the header reaches every public endpoint);
+	// failed attempts are counted and rate limited (see DebugTokenFailures).
 	DebugToken string
 	// NoAccessLog turns off the access log line observe's middleware writes
 	// per request (on by default).
 	NoAccessLog bool
+	// Buffered collects lines in memory and writes them in batches, from a
+	// background writer every FlushInterval (default 100 ms) and whenever
+	// 64 KiB have accumulated (the caller that fills the buffer waits for
+	// the write: nothing is dropped). A WARN or ERROR line is written
+	// before its log call returns, with every line before it, in order.
+	// Close flushes and stops the background writer. A hard crash (os.Exit,
+	// log.Fatal, SIGKILL, a fatal runtime error) loses the DEBUG and INFO
+	// lines of the last interval at most. Off: one write per line.
+	Buffered      bool
+	FlushInterval time.Duration
 	// LoggerProvider, when set, receives every record too, through the
 	// OpenTelemetry slog bridge (OTLP export): after the same levels,
 	// sampling and redaction as the lines.
 	LoggerProvider otellog.LoggerProvider
+	// Ring, when set, keeps a copy of every line that carries a trace_id
+	// (see LineRing).
+	Ring *LineRing
 }
 
 // Scope is the instrumentation scope of records sent to the LoggerProvider.
@@ -215,6 +225,17 @@ func handleRecovered(h slog.Handler, ctx context.Context, r slog.Record) (err er
 		}
 	}()
 	return h.Handle(ctx, r)
+}
+
+// Close writes the buffered lines and stops the background writer of a
+// Buffered handler; later lines are written one by one. It applies to every
+// handler derived from the same New, and is idempotent. Without Buffered it
+// does nothing. It does not stop the OTLP export (its Provider does).
+func (h *Handler) Close() error {
+	if b := h.w.s.buf; b != nil {
+		return b.Close()
+	}
+	return nil
 }
 
 // Levels returns the level controller.

@@ -1,7 +1,6 @@
 package logging
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,43 +9,15 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/observekit/observe/internal/testbackend"
 	"go.opentelemetry.io/otel/trace"
 )
 
 // lineBuffer collects lines, safe for concurrent writers.
-type lineBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (lb *lineBuffer) Write(p []byte) (int, error) {
-	lb.mu.Lock()
-	defer lb.mu.Unlock()
-	return lb.b.Write(p)
-}
-
-func (lb *lineBuffer) String() string {
-	lb.mu.Lock()
-	defer lb.mu.Unlock()
-	return lb.b.String()
-}
-
-func (lb *lineBuffer) Reset() {
-	lb.mu.Lock()
-	defer lb.mu.Unlock()
-	lb.b.Reset()
-}
+type lineBuffer struct{ testbackend.LockedBuffer }
 
 // lines returns the non-empty lines written so far.
-func (lb *lineBuffer) lines() []string {
-	var out []string
-	for _, l := range strings.Split(lb.String(), "\n") {
-		if l != "" {
-			out = append(out, l)
-		}
-	}
-	return out
-}
+func (lb *lineBuffer) lines() []string { return lb.Lines() }
 
 // records decodes every line, failing on invalid JSON or a repeated key.
 func (lb *lineBuffer) records(t testing.TB) []map[string]any {

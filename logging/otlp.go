@@ -2,32 +2,24 @@ package logging
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"time"
 
+	"github.com/observekit/observe/internal/otlpexport"
 	"go.opentelemetry.io/contrib/bridges/otelslog"
-	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	"go.opentelemetry.io/otel/sdk/resource"
 )
 
 // OTLPConfig configures log export over OTLP (OTEL_LOGS_EXPORTER=otlp).
 type OTLPConfig struct {
-	Protocol string // "http/protobuf" (default) or "grpc"
-	// Endpoint is a full URL: for http/protobuf the logs URL
-	// (http://collector:4318/v1/logs), for grpc the collector's
-	// (http://collector:4317). "" means the spec's default.
-	Endpoint string
-	Headers  map[string]string // sent with every export
-	// Insecure forces plain text for an Endpoint without a scheme; an
-	// http:// or https:// Endpoint decides by its scheme.
-	Insecure bool
-	Timeout  time.Duration // per export, retries included (default 10s)
+	// Export is the OTLP exporter: endpoint (for http/protobuf the logs
+	// URL, http://collector:4318/v1/logs; for grpc the collector's), protocol,
+	// headers, timeout, TLS and compression, as for every signal. Its Timeout
+	// also bounds one export, retries included (default 10s).
+	Export   otlpexport.Config
 	Resource *resource.Resource
-	// Exporter replaces the OTLP exporter (tests, custom backends); the
-	// fields above are then ignored except Resource.
+	// Exporter replaces the OTLP exporter (tests, custom backends); Export
+	// is then ignored but for its Timeout.
 	Exporter sdklog.Exporter
 	// ExportInterval is the batch processor's interval (default 1s).
 	ExportInterval time.Duration
@@ -75,14 +67,14 @@ func NewLoggerProvider(ctx context.Context, c OTLPConfig) (*Provider, error) {
 	exp := c.Exporter
 	if exp == nil {
 		var err error
-		exp, err = newOTLPExporter(ctx, c)
+		exp, err = otlpexport.Logs(ctx, c.Export)
 		if err != nil {
 			return nil, err
 		}
 	}
-	timeout := c.Timeout
+	timeout := c.Export.Timeout
 	if timeout <= 0 {
-		timeout = 10 * time.Second
+		timeout = otlpexport.DefaultTimeout
 	}
 	bp := newBatchProcessor(exp, c.ExportInterval, timeout)
 	opts := []sdklog.LoggerProviderOption{sdklog.WithProcessor(bp)}
@@ -92,52 +84,4 @@ func NewLoggerProvider(ctx context.Context, c OTLPConfig) (*Provider, error) {
 	lp := sdklog.NewLoggerProvider(opts...)
 	bp.convert = otelslog.NewHandler(Scope, otelslog.WithLoggerProvider(lp))
 	return &Provider{LoggerProvider: lp, batch: bp}, nil
-}
-
-func newOTLPExporter(ctx context.Context, c OTLPConfig) (sdklog.Exporter, error) {
-	if c.Timeout <= 0 {
-		c.Timeout = 10 * time.Second
-	}
-	scheme := strings.Contains(c.Endpoint, "://")
-	switch c.Protocol {
-	case "grpc":
-		opts := []otlploggrpc.Option{otlploggrpc.WithTimeout(c.Timeout)}
-		switch {
-		case scheme:
-			opts = append(opts, otlploggrpc.WithEndpointURL(c.Endpoint))
-		case c.Endpoint != "":
-			opts = append(opts, otlploggrpc.WithEndpoint(c.Endpoint))
-		default:
-			opts = append(opts, otlploggrpc.WithEndpointURL("http://localhost:4317"))
-		}
-		if c.Insecure && !scheme && c.Endpoint != "" {
-			opts = append(opts, otlploggrpc.WithInsecure())
-		}
-		if len(c.Headers) > 0 {
-			opts = append(opts, otlploggrpc.WithHeaders(c.Headers))
-		}
-		return otlploggrpc.New(ctx, opts...)
-	case "", "http/protobuf":
-		// WithProxy(nil): otlploghttp (v0.23) otherwise gives every exporter
-		// a transport of its own, never closed, and each Init/Shutdown
-		// leaves an idle connection (and two goroutines) behind. Its shared
-		// transport uses http.ProxyFromEnvironment all the same.
-		opts := []otlploghttp.Option{otlploghttp.WithTimeout(c.Timeout), otlploghttp.WithProxy(nil)}
-		switch {
-		case scheme:
-			opts = append(opts, otlploghttp.WithEndpointURL(c.Endpoint))
-		case c.Endpoint != "":
-			opts = append(opts, otlploghttp.WithEndpoint(c.Endpoint))
-		default:
-			opts = append(opts, otlploghttp.WithEndpointURL("http://localhost:4318/v1/logs"))
-		}
-		if c.Insecure && !scheme && c.Endpoint != "" {
-			opts = append(opts, otlploghttp.WithInsecure())
-		}
-		if len(c.Headers) > 0 {
-			opts = append(opts, otlploghttp.WithHeaders(c.Headers))
-		}
-		return otlploghttp.New(ctx, opts...)
-	}
-	return nil, fmt.Errorf("unknown OTLP protocol %q (accepted: grpc, http/protobuf)", c.Protocol)
 }

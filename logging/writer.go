@@ -30,6 +30,24 @@ type sink struct {
 	redactor Redactor
 	fields   []slog.Attr
 	sampling bool // a sampling stage may pass a sample_rate in the context
+	ring     *LineRing
+	buf      *batchWriter // nil: one write per line
+	// directAccess: the access lines may be written from their fields
+	// (access.go); false when the redactor counts one of their keys as
+	// sensitive.
+	directAccess bool
+}
+
+// emit writes one finished line and, when the line belongs to a trace,
+// keeps it in the status page's ring.
+func (h *lineWriter) emit(ctx context.Context, line []byte, level slog.Level) error {
+	err := h.s.write(line, level)
+	if h.s.ring != nil {
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+			h.s.ring.add(sc.TraceID(), line)
+		}
+	}
+	return err
 }
 
 // lineWriter is the terminal stage of the pipeline: it writes one JSON (or
@@ -79,6 +97,11 @@ func newLineWriter(o *Options) *lineWriter {
 		redactor: o.Redactor,
 		fields:   o.Fields,
 		sampling: !o.Sampling.IsZero(),
+		ring:     o.Ring,
+	}
+	s.directAccess = directAccess(s.redactor)
+	if o.Buffered {
+		s.buf = newBatchWriter(w, o.FlushInterval)
 	}
 	lw := &lineWriter{s: s, frames: []frame{{}}}
 	lw.fixed = lw.encodeFixed()
@@ -428,7 +451,7 @@ func (h *lineWriter) Handle(ctx context.Context, r slog.Record) (err error) {
 	}
 	st.b = append(st.b, '\n')
 
-	err = h.s.write(st.b)
+	err = h.emit(ctx, st.b, r.Level)
 	if cap(st.b) <= 64<<10 {
 		*bp = st.b
 		bufPool.Put(bp)
@@ -507,22 +530,20 @@ func (h *lineWriter) writeFallback(ctx context.Context, r slog.Record, p any) (e
 		b = append(b, '}')
 	}
 	b = append(b, '\n')
-	return h.s.write(b)
+	return h.s.write(b, r.Level)
 }
 
-// write writes one line under the lock. A Writer that panics (it is the
-// program's) loses the line and leaves the lock released: holding it would
-// hang every later log call.
-func (s *sink) write(b []byte) (err error) {
+// write writes one line under the lock, or adds it to the buffer (which
+// writes a WARN or ERROR line before returning). A Writer that panics (it is
+// the program's) loses the line and leaves the lock released: holding it
+// would hang every later log call.
+func (s *sink) write(b []byte, l slog.Level) error {
+	if s.buf != nil {
+		return s.buf.write(b, l)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("logging: the log writer panicked: %v", p)
-		}
-	}()
-	_, err = s.w.Write(b)
-	return err
+	return writeRecovered(s.w, b)
 }
 
 // appendEncoded appends pre-encoded attributes, dropping the leading comma

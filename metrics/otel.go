@@ -10,13 +10,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/observekit/observe/internal/otlpexport"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/otlptranslator"
 	promproducer "go.opentelemetry.io/contrib/bridges/prometheus"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -45,14 +44,9 @@ type MeterConfig struct {
 	Timeout time.Duration
 }
 
-// OTLPConfig is the resolved OTLP metrics exporter configuration.
-type OTLPConfig struct {
-	Protocol string            // "grpc" or "http/protobuf" (default)
-	Endpoint string            // full URL ("…/v1/metrics" for http/protobuf); "" means the exporter's default
-	Headers  map[string]string // sent with every export
-	Insecure bool              // plain text for grpc
-	Timeout  time.Duration     // per request
-}
+// OTLPConfig is the resolved OTLP exporter configuration (endpoint,
+// protocol, headers, timeout, TLS, compression), the same for every signal.
+type OTLPConfig = otlpexport.Config
 
 // MeterProvider is the OpenTelemetry SDK meter provider observe installs as
 // the global one: what user code records through otel.Meter(...) appears on
@@ -89,7 +83,7 @@ func NewMeterProvider(ctx context.Context, m *Metrics, cfg MeterConfig) (*MeterP
 	}
 	exp := cfg.Exporter
 	if exp == nil && cfg.OTLP != nil {
-		if exp, err = newOTLPMetricExporter(ctx, *cfg.OTLP); err != nil {
+		if exp, err = otlpexport.Metrics(ctx, *cfg.OTLP); err != nil {
 			return nil, err
 		}
 	}
@@ -132,39 +126,6 @@ func (p *MeterProvider) Shutdown(ctx context.Context) error {
 		}
 	})
 	return p.shutdown
-}
-
-func newOTLPMetricExporter(ctx context.Context, c OTLPConfig) (sdkmetric.Exporter, error) {
-	if c.Timeout <= 0 {
-		c.Timeout = 10 * time.Second
-	}
-	switch c.Protocol {
-	case "grpc":
-		opts := []otlpmetricgrpc.Option{otlpmetricgrpc.WithTimeout(c.Timeout)}
-		if c.Endpoint != "" {
-			opts = append(opts, otlpmetricgrpc.WithEndpointURL(c.Endpoint))
-		}
-		if c.Insecure {
-			opts = append(opts, otlpmetricgrpc.WithInsecure())
-		}
-		if len(c.Headers) > 0 {
-			opts = append(opts, otlpmetricgrpc.WithHeaders(c.Headers))
-		}
-		return otlpmetricgrpc.New(ctx, opts...)
-	case "", "http/protobuf":
-		opts := []otlpmetrichttp.Option{otlpmetrichttp.WithTimeout(c.Timeout)}
-		if c.Endpoint != "" {
-			opts = append(opts, otlpmetrichttp.WithEndpointURL(c.Endpoint))
-		}
-		if c.Insecure {
-			opts = append(opts, otlpmetrichttp.WithInsecure())
-		}
-		if len(c.Headers) > 0 {
-			opts = append(opts, otlpmetrichttp.WithHeaders(c.Headers))
-		}
-		return otlpmetrichttp.New(ctx, opts...)
-	}
-	return nil, fmt.Errorf("metrics: unknown OTLP protocol %q (accepted: grpc, http/protobuf)", c.Protocol)
 }
 
 // otelGatherer serves the registry of the live MeterProvider's Prometheus

@@ -23,6 +23,9 @@ type SelfTelemetry struct {
 	ExportFailures func() map[string]uint64
 	// Redactions counts redactions by kind (the redaction policy's Counts).
 	Redactions func() map[string]uint64
+	// DebugTokenFailures counts refused X-Observe-Debug headers by reason
+	// ("mismatch", "rate_limited").
+	DebugTokenFailures func() map[string]uint64
 }
 
 // SetSelfTelemetry sets the funcs behind observe's self-telemetry metrics.
@@ -41,7 +44,7 @@ type selfCollector struct {
 	pushing              atomic.Bool
 
 	spansDropped, logsDropped, profilesDropped *prometheus.Desc
-	exportFailures, redactions                 *prometheus.Desc
+	exportFailures, redactions, debugFailures  *prometheus.Desc
 	series, seriesLimit                        *prometheus.Desc
 }
 
@@ -54,13 +57,14 @@ func newSelfCollector(m *Metrics) *selfCollector {
 		profilesDropped: prometheus.NewDesc("observe_profiles_dropped_total", "Profiles dropped before upload.", nil, cl),
 		exportFailures:  prometheus.NewDesc("observe_export_failures_total", "Failed exports, by signal.", []string{"signal"}, cl),
 		redactions:      prometheus.NewDesc("observe_redactions_total", "Values redacted, by kind.", []string{"kind"}, cl),
+		debugFailures:   prometheus.NewDesc("observe_debug_token_failures_total", "X-Observe-Debug headers refused, by reason (mismatch, rate_limited).", []string{"reason"}, cl),
 		series:          prometheus.NewDesc("observe_metric_series", "Series held by each observe metric (overflow series included).", []string{"metric"}, cl),
 		seriesLimit:     prometheus.NewDesc("observe_metric_series_limit", "Series limit per observe metric, past which label values are recorded as _OTHER.", nil, cl),
 	}
 }
 
 func (c *selfCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.spansDropped, c.logsDropped, c.profilesDropped, c.exportFailures, c.redactions, c.series, c.seriesLimit} {
+	for _, d := range []*prometheus.Desc{c.spansDropped, c.logsDropped, c.profilesDropped, c.exportFailures, c.redactions, c.debugFailures, c.series, c.seriesLimit} {
 		ch <- d
 	}
 }
@@ -108,6 +112,9 @@ func (c *selfCollector) Collect(ch chan<- prometheus.Metric) {
 	labelledCounters(ch, c.exportFailures, failures)
 	if st.Redactions != nil {
 		labelledCounters(ch, c.redactions, st.Redactions())
+	}
+	if st.DebugTokenFailures != nil {
+		labelledCounters(ch, c.debugFailures, st.DebugTokenFailures())
 	}
 }
 

@@ -63,3 +63,20 @@ func ExampleWithCapturedHeaders() {
 	))
 	log.Fatal(http.ListenAndServe(":8080", h))
 }
+
+// The middleware linked to one Observer explicitly: its spans and RED
+// metrics go to obs whatever else runs observe.Init in the process.
+func ExampleWithObserver() {
+	ctx := context.Background()
+	obs, err := observe.Init(ctx, observe.WithServiceName("checkout"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer obs.Shutdown(ctx)
+
+	mux := http.NewServeMux()
+	handler := middleware.HTTP(mux, middleware.WithObserver(obs))
+	client := &http.Client{Transport: middleware.Transport(nil, middleware.WithObserver(obs))}
+	_ = client
+	log.Fatal(http.ListenAndServe(":8080", handler))
+}

@@ -231,8 +231,7 @@ func (c *outgoingMD) Keys() []string {
 // handlers, or returns nil when the call is not instrumented: observe is not
 // initialised (or disabled), or the method filter leaves the call out.
 func newRPCState(ctx context.Context, o options, fullMethod string) *rpcState {
-	tp := tracing.Current()
-	m := metrics.Current()
+	tp, m := o.instruments()
 	if tp == nil && m == nil {
 		return nil
 	}

@@ -1,7 +1,13 @@
 // Package middleware adapts observe's signals to transports: net/http
 // servers and clients and gRPC servers and clients. Each request gets a span
 // (continuing the caller's trace), RED metrics with bounded labels, and
-// panic safety; the instruments are those of the current observe.Init.
+// panic safety.
+//
+// The instruments are those of the Observer given with WithObserver
+// (middleware.HTTP(mux, middleware.WithObserver(obs))); without it, those of
+// the latest observe.Init, looked up per request. The middleware depends on
+// the signal packages only, never on the root package observe: an Observer
+// is passed in as the Instruments it offers.
 //
 // Before Init, or with OTEL_SDK_DISABLED=true, the middleware passes requests
 // straight through.
@@ -21,7 +27,6 @@ import (
 	"time"
 
 	"github.com/observekit/observe/metrics"
-	"github.com/observekit/observe/tracing"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -37,6 +42,7 @@ type options struct {
 	methodFilter func(fullMethod string) bool
 	reqHeaders   []capturedHeader
 	respHeaders  []capturedHeader
+	obs          Instruments // WithObserver; nil: the current observe instance's
 }
 
 // capturedHeader is a header recorded as a span attribute; its attribute key
@@ -145,8 +151,7 @@ var (
 )
 
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	tp := tracing.Current()
-	m := metrics.Current()
+	tp, m := h.opts.instruments()
 	if (tp == nil && m == nil) || (h.opts.filter != nil && !keepRequest(h.opts.filter, r)) {
 		h.next.ServeHTTP(w, r)
 		return

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/observekit/observe/internal/accesslog"
 	"github.com/observekit/observe/logging"
 	"github.com/observekit/observe/metrics"
 	"google.golang.org/grpc/codes"
@@ -67,29 +68,33 @@ func startRequestLog(ctx context.Context, r *http.Request) (context.Context, req
 // per-request debug. end is when the request ended.
 func (o *logOpts) endHTTP(ctx context.Context, rl requestLog, r *http.Request, route string, status int, written int64, end time.Time, d time.Duration) {
 	if o.accessLogOn() && !healthPath(r.URL.Path) {
-		writeAccessLine(ctx, end, "request",
-			slog.String("http.request.method", r.Method),
-			slog.String("http.route", route),
-			slog.String("url.path", r.URL.Path),
-			slog.Int("http.response.status_code", status),
-			slog.Float64("duration_ms", durationMS(d)),
-			slog.Int64("http.response.body.size", written),
-		)
+		h := accessLogger.Handler()
+		if h.Enabled(ctx, slog.LevelInfo) {
+			l := accesslog.HTTP{Method: r.Method, Route: route, Path: r.URL.Path, Status: status, Dur: d, Size: written}
+			if !accesslog.WriteHTTP(ctx, h, end, l) {
+				writeAccessRecord(ctx, h, end, "request",
+					slog.String("http.request.method", l.Method),
+					slog.String("http.route", l.Route),
+					slog.String("url.path", l.Path),
+					slog.Int("http.response.status_code", l.Status),
+					slog.Float64("duration_ms", durationMS(l.Dur)),
+					slog.Int64("http.response.body.size", l.Size),
+				)
+			}
+		}
 	}
 	if rl.debug {
 		logging.EndRequestDebug()
 	}
 }
 
-// writeAccessLine writes an access log line through accessLogger's handler
-// directly: slog.Logger would look up the caller's PC (runtime.Callers, a
-// tenth of the line's cost) for a source the line does not carry, and take
-// the time again. Enabled is asked once: asking twice would sample twice.
-func writeAccessLine(ctx context.Context, end time.Time, msg string, attrs ...slog.Attr) {
-	h := accessLogger.Handler()
-	if !h.Enabled(ctx, slog.LevelInfo) {
-		return
-	}
+// writeAccessRecord writes an access log line as a record through h (which
+// said Enabled: asking twice would sample twice) when it cannot be written
+// from its fields (accesslog): a sampling or export stage, or a redaction
+// policy that masks one of its keys. slog.Logger is skipped: it would look
+// up the caller's PC (runtime.Callers, a tenth of the line's cost) for a
+// source the line does not carry, and take the time again.
+func writeAccessRecord(ctx context.Context, h slog.Handler, end time.Time, msg string, attrs ...slog.Attr) {
 	r := slog.NewRecord(end, slog.LevelInfo, msg, 0)
 	r.AddAttrs(attrs...)
 	_ = h.Handle(ctx, r)
@@ -119,12 +124,18 @@ func startRPCLog(ctx context.Context) (context.Context, requestLog) {
 // ("pkg.Service/Method" or _OTHER).
 func (o *logOpts) endRPC(ctx context.Context, rl requestLog, method string, code codes.Code, end time.Time, d time.Duration) {
 	if o.accessLogOn() && !healthMethod(method) {
-		writeAccessLine(ctx, end, "rpc",
-			slog.String("rpc.system", "grpc"),
-			slog.String("rpc.method", method),
-			slog.String("rpc.response.status_code", metrics.GRPCCodeName(uint32(code))),
-			slog.Float64("duration_ms", durationMS(d)),
-		)
+		h := accessLogger.Handler()
+		if h.Enabled(ctx, slog.LevelInfo) {
+			l := accesslog.RPC{Method: method, Code: metrics.GRPCCodeName(uint32(code)), Dur: d}
+			if !accesslog.WriteRPC(ctx, h, end, l) {
+				writeAccessRecord(ctx, h, end, "rpc",
+					slog.String("rpc.system", "grpc"),
+					slog.String("rpc.method", l.Method),
+					slog.String("rpc.response.status_code", l.Code),
+					slog.Float64("duration_ms", durationMS(l.Dur)),
+				)
+			}
+		}
 	}
 	if rl.debug {
 		logging.EndRequestDebug()

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/observekit/observe/metrics"
-	"github.com/observekit/observe/tracing"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -65,8 +64,7 @@ func (t *transport) CloseIdleConnections() {
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	tp := tracing.Current()
-	m := metrics.Current()
+	tp, m := t.opts.instruments()
 	if (tp == nil && m == nil) || (t.opts.filter != nil && !keepRequest(t.opts.filter, req)) {
 		return t.base.RoundTrip(req)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/observekit/observe/internal/testbackend"
 	"github.com/observekit/observe/middleware"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -306,11 +307,7 @@ func TestTransportDisabledPassesThrough(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !testbackend.Eventually(5*time.Second, cond) {
+		t.Fatal("condition not met within 5s")
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe"
+	"github.com/observekit/observe/internal/testbackend"
 	"github.com/observekit/observe/middleware"
 	"github.com/observekit/observe/tracing"
 	"go.opentelemetry.io/otel"
@@ -41,23 +42,12 @@ func tailEnv(t *testing.T, vars map[string]string) {
 	}
 }
 
-type tailLogs struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *tailLogs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
+type tailLogs struct{ testbackend.LockedBuffer }
 
 // traceIDs returns the trace_id of every line with msg.
 func (l *tailLogs) traceIDs(t *testing.T, msg string) map[string]int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	out := map[string]int{}
-	sc := bufio.NewScanner(bytes.NewReader(l.b.Bytes()))
+	sc := bufio.NewScanner(bytes.NewReader(l.Bytes()))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		var m map[string]any

@@ -8,27 +8,23 @@ package tracing
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/observekit/observe/internal/otlpexport"
 	"go.opentelemetry.io/contrib/propagators/b3"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/grpc/credentials"
 )
 
 // InstrumentationName is the instrumentation scope of spans created by observe.
@@ -89,18 +85,9 @@ type BatchConfig struct {
 	ExportTimeout      time.Duration // default 30s
 }
 
-// OTLPConfig is the resolved OTLP exporter configuration.
-type OTLPConfig struct {
-	Protocol string            // "grpc" or "http/protobuf" (default)
-	Endpoint string            // full URL; "" means the spec default (http://localhost:4317 or :4318/v1/traces)
-	Headers  map[string]string // sent with every export
-	// Insecure forces plain text when Endpoint is empty or has no scheme;
-	// an http:// or https:// Endpoint decides by its scheme, as the spec says.
-	Insecure    bool
-	Timeout     time.Duration // per export, retries included (default 10s)
-	TLS         *tls.Config   // CA / client certificate (OTEL_EXPORTER_OTLP_CERTIFICATE…); nil: system roots
-	Compression string        // "gzip" or "" / "none"
-}
+// OTLPConfig is the resolved OTLP exporter configuration (endpoint,
+// protocol, headers, timeout, TLS, compression), the same for every signal.
+type OTLPConfig = otlpexport.Config
 
 // Provider owns the SDK tracer provider and what hangs off it.
 type Provider struct {
@@ -137,7 +124,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		// retrying (429, 503, RESOURCE_EXHAUSTED…) for up to a minute.
 		t := cfg.OTLP.Timeout
 		if t <= 0 {
-			t = 10 * time.Second
+			t = otlpexport.DefaultTimeout
 		}
 		if cfg.Batch.ExportTimeout <= 0 || t < cfg.Batch.ExportTimeout {
 			cfg.Batch.ExportTimeout = t
@@ -193,79 +180,10 @@ func newExporter(ctx context.Context, cfg Config) (sdktrace.SpanExporter, error)
 		}
 		return stdouttrace.New(stdouttrace.WithWriter(w))
 	case ExporterOTLP:
-		return newOTLPExporter(ctx, cfg.OTLP)
+		return otlpexport.Traces(ctx, cfg.OTLP)
 	}
 	return nil, fmt.Errorf("tracing: unknown exporter %q", cfg.Exporter)
 }
-
-func newOTLPExporter(ctx context.Context, c OTLPConfig) (sdktrace.SpanExporter, error) {
-	if c.Timeout <= 0 {
-		c.Timeout = 10 * time.Second
-	}
-	gzip := false
-	switch c.Compression {
-	case "", "none":
-	case "gzip":
-		gzip = true
-	default:
-		return nil, fmt.Errorf("tracing: unknown OTLP compression %q (accepted: gzip, none)", c.Compression)
-	}
-	switch c.Protocol {
-	case "grpc":
-		opts := []otlptracegrpc.Option{otlptracegrpc.WithTimeout(c.Timeout)}
-		switch {
-		case hasScheme(c.Endpoint):
-			opts = append(opts, otlptracegrpc.WithEndpointURL(c.Endpoint))
-		case c.Endpoint != "":
-			opts = append(opts, otlptracegrpc.WithEndpoint(c.Endpoint))
-		default:
-			opts = append(opts, otlptracegrpc.WithEndpointURL("http://localhost:4317"))
-		}
-		if c.Insecure && !hasScheme(c.Endpoint) && c.Endpoint != "" {
-			opts = append(opts, otlptracegrpc.WithInsecure())
-		}
-		if c.TLS != nil && !isHTTP(c.Endpoint) {
-			opts = append(opts, otlptracegrpc.WithTLSCredentials(credentials.NewTLS(c.TLS)))
-		}
-		if len(c.Headers) > 0 {
-			opts = append(opts, otlptracegrpc.WithHeaders(c.Headers))
-		}
-		if gzip {
-			opts = append(opts, otlptracegrpc.WithCompressor("gzip"))
-		}
-		return otlptracegrpc.New(ctx, opts...)
-	case "", "http/protobuf":
-		opts := []otlptracehttp.Option{otlptracehttp.WithTimeout(c.Timeout)}
-		switch {
-		case hasScheme(c.Endpoint):
-			opts = append(opts, otlptracehttp.WithEndpointURL(c.Endpoint))
-		case c.Endpoint != "":
-			opts = append(opts, otlptracehttp.WithEndpoint(c.Endpoint))
-		default:
-			opts = append(opts, otlptracehttp.WithEndpointURL("http://localhost:4318/v1/traces"))
-		}
-		if c.Insecure && !hasScheme(c.Endpoint) && c.Endpoint != "" {
-			opts = append(opts, otlptracehttp.WithInsecure())
-		}
-		if c.TLS != nil && !isHTTP(c.Endpoint) {
-			opts = append(opts, otlptracehttp.WithTLSClientConfig(c.TLS))
-		}
-		if len(c.Headers) > 0 {
-			opts = append(opts, otlptracehttp.WithHeaders(c.Headers))
-		}
-		if gzip {
-			opts = append(opts, otlptracehttp.WithCompression(otlptracehttp.GzipCompression))
-		}
-		return otlptracehttp.New(ctx, opts...)
-	}
-	return nil, fmt.Errorf("tracing: unknown OTLP protocol %q (accepted: grpc, http/protobuf)", c.Protocol)
-}
-
-func hasScheme(endpoint string) bool {
-	return strings.HasPrefix(endpoint, "http://") || strings.HasPrefix(endpoint, "https://")
-}
-
-func isHTTP(endpoint string) bool { return strings.HasPrefix(endpoint, "http://") }
 
 // TracerProvider returns the SDK provider.
 func (p *Provider) TracerProvider() *sdktrace.TracerProvider { return p.tp }

@@ -1,7 +1,6 @@
 package tracing_test
 
 import (
-	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/tls"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/observekit/observe/internal/testbackend"
 	"github.com/observekit/observe/tracing"
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/propagation"
@@ -503,31 +503,12 @@ func TestUnsampledSpansAreNotExported(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !testbackend.Eventually(5*time.Second, cond) {
+		t.Fatal("condition not met in 5s")
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testbackend.LockedBuffer
 
 func TestStartAttributesObserved(t *testing.T) {
 	s, _ := tracing.NewSampler("traceidratio", "0.5")

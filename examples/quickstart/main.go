@@ -62,11 +62,17 @@ func main() {
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
-		log.Fatal(err)
+		// Not log.Fatal: after Init it writes at INFO through the observe
+		// logger, whose buffered INFO lines an os.Exit would lose. An ERROR
+		// line is written before the call returns.
+		slog.Error("cannot listen", "addr", *addr, "error", err)
+		os.Exit(1)
 	}
 	var handler http.Handler = mux
 	if *instrument {
-		handler = middleware.HTTP(mux)
+		// WithObserver: this Observer's instruments, explicitly (the
+		// default is the latest Init's).
+		handler = middleware.HTTP(mux, middleware.WithObserver(obs))
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
@@ -77,6 +83,9 @@ func main() {
 
 	base := "http://" + ln.Addr().String()
 	admin := obs.AdminAddr()
+	if page := obs.StatusURL(); page != "" {
+		fmt.Fprintf(os.Stderr, "\nstatus page:  %s\n", page)
+	}
 	fmt.Fprintf(os.Stderr, "\nquickstart is serving on %s\n", base)
 	fmt.Fprintf(os.Stderr, "  try:        curl %s/hello/gopher\n", base)
 	if admin != "" {
@@ -106,7 +115,13 @@ func work(w http.ResponseWriter, r *http.Request) {
 	ctx, span := otel.Tracer("quickstart").Start(r.Context(), "compute")
 	defer span.End()
 	d := time.Duration(rand.IntN(50)) * time.Millisecond
+	if rand.IntN(15) == 0 {
+		d = 300*time.Millisecond + d*6 // now and then a slow one, to find on the status page
+	}
+	slog.InfoContext(ctx, "computing", "budget", d)
+	_, query := otel.Tracer("quickstart").Start(ctx, "query inventory")
 	time.Sleep(d)
+	query.End()
 	slog.DebugContext(ctx, "computed", "took", d)
 	if rand.IntN(10) == 0 {
 		slog.ErrorContext(ctx, "work failed", "error", errors.New("upstream timeout"))

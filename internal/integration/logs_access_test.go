@@ -160,7 +160,7 @@ var echoDesc = grpc.ServiceDesc{
 }
 
 func TestLogsAccessLogAndDebugGRPC(t *testing.T) {
-	_, lb := logsInit(t, map[string]string{"OBSERVE_ADMIN_TOKEN": "grpc-tok"})
+	_, lb := logsInit(t, map[string]string{"OBSERVE_DEBUG_TOKEN": "grpc-tok"})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

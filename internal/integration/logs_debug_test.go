@@ -87,12 +87,12 @@ func (c *logsChild) lines(t *testing.T) []map[string]any {
 	return logsLines(t, string(b))
 }
 
-// startLogsChild starts service B with the given admin token ("" for none).
+// startLogsChild starts service B with the given debug token ("" for none).
 func startLogsChild(t *testing.T, token string) *logsChild {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "b.log")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestLogsServiceProcess$", "-test.count=1")
-	env := []string{logsChildEnv + "=1", "OBSERVE_LOGS_TEST_FILE=" + file, "OBSERVE_ADMIN_TOKEN=" + token, "OBSERVE_LOG_LEVEL=info"}
+	env := []string{logsChildEnv + "=1", "OBSERVE_LOGS_TEST_FILE=" + file, "OBSERVE_DEBUG_TOKEN=" + token, "OBSERVE_LOG_LEVEL=info"}
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		if strings.HasPrefix(k, "OTEL_") || strings.HasPrefix(k, "OBSERVE_") || strings.HasPrefix(k, "PYROSCOPE_") {
@@ -207,7 +207,7 @@ func TestLogsPerRequestDebugAcrossServices(t *testing.T) {
 	const token = "debug-t0ken-shared"
 	b := startLogsChild(t, token)
 	bOther := startLogsChild(t, "another-t0ken")
-	_, lb := logsInit(t, map[string]string{"OBSERVE_ADMIN_TOKEN": token})
+	_, lb := logsInit(t, map[string]string{"OBSERVE_DEBUG_TOKEN": token})
 	a := serviceA(t, b)
 	aToOther := serviceA(t, bOther)
 
@@ -273,7 +273,64 @@ func TestLogsPerRequestDebugAcrossServices(t *testing.T) {
 }
 
 func TestLogsPerRequestDebugNeedsAToken(t *testing.T) {
-	_, lb := logsInit(t, nil) // no OBSERVE_ADMIN_TOKEN
+	// No OBSERVE_DEBUG_TOKEN: the admin token is never accepted in its place.
+	const admin = "admin-t0ken-not-for-debug"
+	_, lb := logsInit(t, map[string]string{"OBSERVE_ADMIN_TOKEN": admin})
+	url := serveDebugX(t)
+	for _, v := range []string{"", "anything", " ", admin} {
+		logsGet(t, url, map[string]string{"X-Observe-Debug": v})
+	}
+	if n := len(lb.find(t, "x debug")); n != 0 {
+		t.Errorf("debug without a configured token: %d lines", n)
+	}
+}
+
+// The public port is no oracle for the admin token: it does not turn debug
+// on; every refused header is counted on /metrics, and past the failure
+// budget headers are refused without being compared.
+func TestLogsPerRequestDebugGuessesCountedAndLimited(t *testing.T) {
+	const admin, debug = "admin-t0ken-guarding-pprof", "debug-t0ken-of-its-own"
+	obs, lb := logsInit(t, map[string]string{"OBSERVE_ADMIN_TOKEN": admin, "OBSERVE_DEBUG_TOKEN": debug, "OBSERVE_ADMIN_ADDR": "127.0.0.1:0"})
+	url := serveDebugX(t)
+
+	logsGet(t, url, map[string]string{"X-Observe-Debug": debug})
+	if n := len(lb.find(t, "x debug")); n != 1 {
+		t.Fatalf("the debug token: %d debug lines, want 1", n)
+	}
+	const burst = 10 // logging's failure budget: a burst of 10, then 5 a second
+	const guesses = 3 * burst
+	logsGet(t, url, map[string]string{"X-Observe-Debug": admin})
+	for i := 1; i < guesses; i++ {
+		logsGet(t, url, map[string]string{"X-Observe-Debug": fmt.Sprintf("guess-%d", i)})
+	}
+	if n := len(lb.find(t, "x debug")); n != 1 {
+		t.Fatalf("the admin token or a guess turned debug on: %d debug lines", n)
+	}
+	resp, err := http.Get("http://" + obs.AdminAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var mismatch, limited int
+	for _, l := range strings.Split(string(body), "\n") {
+		fmt.Sscanf(l, `observe_debug_token_failures_total{reason="mismatch"} %d`, &mismatch)
+		fmt.Sscanf(l, `observe_debug_token_failures_total{reason="rate_limited"} %d`, &limited)
+	}
+	// The bucket refills at 5 a second while the guesses go out: a few
+	// more may have been compared than the burst.
+	if mismatch+limited != guesses || mismatch < burst || limited < guesses/2 {
+		t.Errorf("mismatch %d, rate_limited %d for %d guesses (burst %d)\n%s", mismatch, limited, guesses, burst, body)
+	}
+	if strings.Contains(lb.String(), admin) || strings.Contains(lb.String(), debug) {
+		t.Error("a token reached a log line")
+	}
+}
+
+// serveDebugX serves GET /x, which logs "x debug" at DEBUG, through
+// middleware.HTTP on 127.0.0.1 until the test ends, and returns its URL.
+func serveDebugX(t *testing.T) string {
+	t.Helper()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /x", func(w http.ResponseWriter, r *http.Request) {
 		slog.DebugContext(r.Context(), "x debug")
@@ -284,11 +341,6 @@ func TestLogsPerRequestDebugNeedsAToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	go srv.Serve(ln)
-	defer srv.Close()
-	for _, v := range []string{"", "anything", " "} {
-		logsGet(t, "http://"+ln.Addr().String()+"/x", map[string]string{"X-Observe-Debug": v})
-	}
-	if n := len(lb.find(t, "x debug")); n != 0 {
-		t.Errorf("debug without a configured token: %d lines", n)
-	}
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String() + "/x"
 }

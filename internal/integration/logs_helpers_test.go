@@ -1,34 +1,18 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/observekit/observe"
+	"github.com/observekit/observe/internal/testbackend"
 )
 
 // logsBuffer collects the JSON lines of one observe instance.
-type logsBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (lb *logsBuffer) Write(p []byte) (int, error) {
-	lb.mu.Lock()
-	defer lb.mu.Unlock()
-	return lb.b.Write(p)
-}
-
-func (lb *logsBuffer) String() string {
-	lb.mu.Lock()
-	defer lb.mu.Unlock()
-	return lb.b.String()
-}
+type logsBuffer struct{ testbackend.LockedBuffer }
 
 // logsLines decodes JSON lines, failing the test on one that is not JSON.
 func logsLines(t testing.TB, s string) []map[string]any {
@@ -69,7 +53,7 @@ var logsEnvVars = []string{
 	"OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "OTEL_EXPORTER_OTLP_HEADERS",
 	"OTEL_EXPORTER_OTLP_LOGS_HEADERS", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
 	"OTEL_RESOURCE_ATTRIBUTES", "OTEL_SERVICE_NAME", "OTEL_PROPAGATORS",
-	"OBSERVE_ADMIN_TOKEN", "OBSERVE_LOG_LEVEL", "OBSERVE_LOG_FORMAT", "OBSERVE_ACCESS_LOG",
+	"OBSERVE_ADMIN_TOKEN", "OBSERVE_DEBUG_TOKEN", "OBSERVE_LOG_LEVEL", "OBSERVE_LOG_FORMAT", "OBSERVE_ACCESS_LOG",
 	"OBSERVE_LOG_SAMPLING", "OBSERVE_REDACT_KEYS", "PYROSCOPE_SERVER_ADDRESS",
 }
 
@@ -109,11 +93,7 @@ func logsInit(t *testing.T, env map[string]string, opts ...observe.Option) (*obs
 // logsEventually polls cond until it holds or d passes.
 func logsEventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testbackend.Eventually(d, cond) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }

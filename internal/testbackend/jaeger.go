@@ -48,7 +48,7 @@ type Jaeger struct {
 	QueryURL string // http://127.0.0.1:PORT (/api/traces/<id>, /api/services)
 
 	client *http.Client
-	logs   *lockedBuffer
+	logs   *LockedBuffer
 }
 
 // jaegerConfig binds everything to 127.0.0.1 and turns off what would
@@ -111,7 +111,7 @@ func StartJaeger(t testing.TB) *Jaeger {
 		OTLPHTTP: "http://127.0.0.1:" + strconv.Itoa(otlpHTTP),
 		QueryURL: "http://127.0.0.1:" + strconv.Itoa(query),
 		client:   &http.Client{Timeout: 5 * time.Second},
-		logs:     &lockedBuffer{},
+		logs:     &LockedBuffer{Max: 1 << 20},
 	}
 	cmd := exec.Command(bin, "--config="+cfg)
 	// Jaeger's own tracing would otherwise dial localhost:4317, someone

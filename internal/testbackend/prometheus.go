@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -42,7 +41,8 @@ type ScrapeTarget struct {
 // PrometheusOptions configures StartPrometheus.
 type PrometheusOptions struct {
 	Targets        []ScrapeTarget
-	ScrapeInterval time.Duration // default 1s
+	ScrapeInterval time.Duration // default 1s; also the rule evaluation interval
+	RuleFiles      []string      // rule files to load (paths)
 }
 
 // Prometheus is a real Prometheus server a test started on 127.0.0.1, with
@@ -51,7 +51,7 @@ type Prometheus struct {
 	URL string // http://127.0.0.1:PORT
 
 	client *http.Client
-	logs   *lockedBuffer
+	logs   *LockedBuffer
 }
 
 // StartPrometheus starts Prometheus scraping opts.Targets and waits until it
@@ -68,7 +68,14 @@ func StartPrometheus(t testing.TB, opts PrometheusOptions) *Prometheus {
 	dir := t.TempDir()
 	var cfg strings.Builder
 	iv := opts.ScrapeInterval.String()
-	fmt.Fprintf(&cfg, "global:\n  scrape_interval: %s\n  evaluation_interval: %s\nscrape_configs:\n", iv, iv)
+	fmt.Fprintf(&cfg, "global:\n  scrape_interval: %s\n  evaluation_interval: %s\n", iv, iv)
+	if len(opts.RuleFiles) > 0 {
+		cfg.WriteString("rule_files:\n")
+		for _, f := range opts.RuleFiles {
+			fmt.Fprintf(&cfg, "  - %q\n", f)
+		}
+	}
+	cfg.WriteString("scrape_configs:\n")
 	for _, tg := range opts.Targets {
 		fmt.Fprintf(&cfg, "  - job_name: %q\n    scrape_interval: %s\n    scrape_timeout: %s\n    static_configs:\n      - targets: [%q]\n",
 			tg.Job, iv, (opts.ScrapeInterval * 9 / 10).String(), tg.Addr)
@@ -81,7 +88,7 @@ func StartPrometheus(t testing.TB, opts PrometheusOptions) *Prometheus {
 	p := &Prometheus{
 		URL:    "http://127.0.0.1:" + strconv.Itoa(port),
 		client: &http.Client{Timeout: 10 * time.Second},
-		logs:   &lockedBuffer{},
+		logs:   &LockedBuffer{Max: 1 << 20},
 	}
 	cmd := exec.Command(bin,
 		"--config.file="+cfgFile,
@@ -265,24 +272,4 @@ func CheckMetrics(t testing.TB, exposition []byte) (string, bool) {
 		t.Fatalf("promtool: %v", err)
 	}
 	return string(out), err == nil
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() > 1<<20 {
-		return len(p), nil // enough to diagnose
-	}
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -47,7 +47,7 @@ func FreePort(t testing.TB) int {
 // the test failed), and waits up to 30s for ready. A backend that cannot
 // start is Missing (howTo says how to get it); one that exits or is not
 // ready in time fails the test.
-func launch(t testing.TB, name string, cmd *exec.Cmd, logs *lockedBuffer, howTo string, ready func() bool) {
+func launch(t testing.TB, name string, cmd *exec.Cmd, logs *LockedBuffer, howTo string, ready func() bool) {
 	t.Helper()
 	cmd.Stdout, cmd.Stderr = logs, logs
 	dieWithParent(cmd)

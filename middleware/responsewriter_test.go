@@ -1,4 +1,4 @@
-package observe_test
+package middleware_test
 
 import (
 	"bufio"
@@ -16,8 +16,7 @@ import (
 // The wrapped ResponseWriter must keep Flusher and Hijacker and work with
 // http.ResponseController (deadlines, full duplex, flush).
 func TestResponseWriterKeepsOptionalInterfaces(t *testing.T) {
-	cleanEnv(t)
-	initObs(t)
+	setup(t)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /stream", func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := w.(http.Flusher); !ok {

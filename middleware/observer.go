@@ -1,0 +1,36 @@
+package middleware
+
+import (
+	"github.com/observekit/observe/metrics"
+	"github.com/observekit/observe/tracing"
+)
+
+// Instruments is what the middleware records a request with: the tracer
+// provider and the RED metrics of one observe instance. *observe.Observer
+// is one (its Tracing and Metrics methods); either may return nil (tracing
+// or metrics off), and with both nil requests pass straight through.
+type Instruments interface {
+	Tracing() *tracing.Provider
+	Metrics() *metrics.Metrics
+}
+
+// WithObserver records requests with obs's instruments, typically the
+// *observe.Observer that Init returned. Without it, the middleware uses
+// those of the latest observe.Init, looked up per request (so a middleware
+// built before Init, or living across a Shutdown and a new Init, follows
+// along). Use it when one process has more than one Observer (tests, or a
+// library embedding its own): each middleware then reports to its own.
+// Access log lines and per-request debug go through the process's logger
+// (slog.Default and logging.Named) either way.
+func WithObserver(obs Instruments) Option {
+	return func(o *options) { o.obs = obs }
+}
+
+// instruments returns the tracer provider and metrics to record with: the
+// WithObserver ones, else the current observe instance's.
+func (o *options) instruments() (*tracing.Provider, *metrics.Metrics) {
+	if o.obs != nil {
+		return o.obs.Tracing(), o.obs.Metrics()
+	}
+	return tracing.Current(), metrics.Current()
+}

@@ -29,20 +29,26 @@ func main() {
 	httpAddr := flag.String("http", "127.0.0.1:8080", "HTTP address")
 	grpcAddr := flag.String("grpc", "127.0.0.1:8081", "gRPC address")
 	warmup := flag.Duration("warmup", time.Second, "how long the pretend cache warm-up takes")
+	drainDelay := flag.Duration("drain-delay", -1, "drain delay (default: OBSERVE_DRAIN_DELAY, or 5s in Kubernetes)")
 	flag.Parse()
 
 	ctx := context.Background()
-	obs, err := observe.Init(ctx,
+	opts := []observe.Option{
 		observe.WithServiceName("kubernetes-example"),
 		observe.WithStartupGate(), // /startupz 503 until MarkStarted
-	)
+	}
+	if *drainDelay >= 0 {
+		opts = append(opts, observe.WithDrainDelay(*drainDelay))
+	}
+	obs, err := observe.Init(ctx, opts...)
 	if err != nil {
 		log.Fatal(err)
 	}
 
 	// A critical dependency: failing takes the pod out of rotation.
 	db := &fakeDB{}
-	obs.AddReadinessCheck("db", db.Ping, observe.CheckTimeout(500*time.Millisecond))
+	dbCheck := []observe.CheckOption{observe.CheckTimeout(500 * time.Millisecond)}
+	obs.AddReadinessCheck("db", db.Ping, dbCheck...)
 	// A non-critical one: failing answers 200 "degraded".
 	obs.AddReadinessCheck("recommendations", func(ctx context.Context) error {
 		return errors.New("recommendations backend unreachable")

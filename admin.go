@@ -13,8 +13,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/observekit/observe/logging"
 	"github.com/observekit/observe/profiling"
@@ -49,13 +47,7 @@ func (o *Observer) newAdminHandler() http.Handler {
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /startupz", func(w http.ResponseWriter, r *http.Request) {
-		if !o.started.Load() {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	mux.HandleFunc("GET /startupz", o.serveStartupz) // health.go
 	mux.HandleFunc("GET /readyz", o.serveReadyz)
 	mux.HandleFunc("GET /loglevel", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, o.levels.Snapshot())
@@ -75,75 +67,6 @@ func (o *Observer) newAdminHandler() http.Handler {
 	mux.Handle("/debug/pprof/", o.protect(pp))
 	o.mountAnomaly(mux) // anomaly_admin.go
 	return mux
-}
-
-func (o *Observer) serveReadyz(w http.ResponseWriter, r *http.Request) {
-	if !o.ready.Load() {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready"})
-		return
-	}
-	type result struct {
-		name string
-		err  error
-	}
-	var (
-		mu      sync.Mutex
-		results []result
-		wg      sync.WaitGroup
-	)
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	var names []string
-	o.checks.Range(func(k, v any) bool {
-		name, check := k.(string), v.(func(context.Context) error)
-		names = append(names, name)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := runCheck(ctx, check)
-			mu.Lock()
-			results = append(results, result{name, err})
-			mu.Unlock()
-		}()
-		return true
-	})
-	// A check that ignores its context must not hang the probe: past the
-	// deadline it counts as failed (its goroutine ends when it returns).
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
-	failed := map[string]string{}
-	finished := map[string]bool{}
-	mu.Lock()
-	for _, res := range results {
-		finished[res.name] = true
-		if res.err != nil {
-			failed[res.name] = res.err.Error()
-		}
-	}
-	mu.Unlock()
-	for _, name := range names {
-		if !finished[name] {
-			failed[name] = "timed out"
-		}
-	}
-	if len(failed) > 0 {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failed": failed})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
-}
-
-func runCheck(ctx context.Context, check func(context.Context) error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("check panicked: %v", r)
-		}
-	}()
-	return check(ctx)
 }
 
 // protect applies the contract's rule for protected admin endpoints.

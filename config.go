@@ -68,6 +68,8 @@ type config struct {
 	profileBlock          bool
 	profileLinks          *bool // nil: on when pushing to Pyroscope
 	profileUploadInterval time.Duration
+
+	health healthSettings // startup gate, drain delay (drain.go)
 }
 
 type keyValue struct{ key, value string }
@@ -164,6 +166,7 @@ func loadConfig(getenv func(string) string, opts []Option) (*config, error) {
 	loadRedactEnv(env, c)
 	loadStatusEnv(env, c)
 	loadAnomalyEnv(env, c)
+	loadHealthEnv(env, c) // drain.go
 	env.URL("PYROSCOPE_SERVER_ADDRESS", "an absolute URL such as http://pyroscope:4040", &c.pyroscopeAddr)
 	c.pyroscopeUser = getenv("PYROSCOPE_BASIC_AUTH_USER")
 	c.pyroscopePassword = getenv("PYROSCOPE_BASIC_AUTH_PASSWORD")

@@ -66,9 +66,8 @@ type Observer struct {
 	adminLn     net.Listener
 	adminDone   chan struct{}
 
-	ready   atomic.Bool
-	started atomic.Bool
-	checks  sync.Map // name -> func(context.Context) error
+	health  *health // the lifecycle and readiness checks (health.go)
+	servers servers // what Shutdown drains (drain.go)
 
 	prevLogger *slog.Logger
 	prevProp   propagation.TextMapPropagator
@@ -159,6 +158,9 @@ func start(ctx context.Context, cfg *config) (_ *Observer, err error) {
 		}
 	}
 
+	if err := o.startHealth(); err != nil {
+		return nil, err
+	}
 	o.admin = o.newAdminHandler()
 	if cfg.adminAddr != "" {
 		ln, err := net.Listen("tcp", cfg.adminAddr)
@@ -196,8 +198,7 @@ func start(ctx context.Context, cfg *config) (_ *Observer, err error) {
 			}
 		}
 	}
-	o.ready.Store(true)
-	o.started.Store(true)
+	o.initDone()
 	return o, nil
 }
 
@@ -233,14 +234,13 @@ func (o *Observer) Shutdown(ctx context.Context) error {
 }
 
 func (o *Observer) stop(ctx context.Context) error {
-	o.ready.Store(false)
+	errs := o.drain(ctx) // readiness off, drain delay, servers stopped (drain.go)
 	if o.red != nil {
 		o.red.Stop()
 	}
 	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
+		wg sync.WaitGroup
+		mu sync.Mutex
 	)
 	run := func(name string, f func(context.Context) error) {
 		wg.Add(1)
@@ -355,12 +355,3 @@ func (o *Observer) AdminAddr() string {
 	}
 	return o.adminLn.Addr().String()
 }
-
-// AddReadinessCheck adds a check run by /readyz; any failing check makes it
-// answer 503. Checks run with a short deadline.
-func (o *Observer) AddReadinessCheck(name string, check func(context.Context) error) {
-	o.checks.Store(name, check)
-}
-
-// SetReady overrides readiness (for example false while draining).
-func (o *Observer) SetReady(ready bool) { o.ready.Store(ready) }

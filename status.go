@@ -10,10 +10,8 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/observekit/observe/internal/statuspage"
@@ -30,11 +28,6 @@ import (
 // statusState is what the page needs beyond the Observer's signals.
 type statusState struct {
 	started time.Time
-
-	checksMu  sync.Mutex
-	checksAt  time.Time
-	checks    []checkResult
-	checkRuns sync.Mutex // one run of the checks at a time
 }
 
 type checkResult struct {
@@ -182,7 +175,7 @@ func (o *Observer) statusDoc(ctx context.Context) statusDoc {
 			Uptime:        up.Round(time.Second).String(),
 			UptimeSeconds: up.Seconds(),
 		},
-		Health: healthDoc{Started: o.started.Load(), Ready: o.ready.Load(), Checks: o.checkResults(ctx)},
+		Health: o.healthDoc(ctx),
 		Levels: o.levels.Snapshot(),
 		Profiling: profilingDoc{
 			Links:      o.cfg.profileLinksOn() && o.tracing != nil,
@@ -265,73 +258,17 @@ func (o *Observer) instance() string {
 	return host + "/" + itoa(os.Getpid())
 }
 
-// checkResults runs the readiness checks (at most every 5 s, whatever the
-// number of pages open) and returns their last results, sorted by name.
-func (o *Observer) checkResults(ctx context.Context) []checkResult {
-	st := o.status
-	st.checkRuns.Lock()
-	defer st.checkRuns.Unlock()
-	st.checksMu.Lock()
-	fresh := time.Since(st.checksAt) < 5*time.Second
-	out := slices.Clone(st.checks)
-	st.checksMu.Unlock()
-	if fresh {
-		return out
+// healthDoc is the page's health: the lifecycle and the readiness checks'
+// results, sorted by name, from the cache /readyz uses (health.go), so
+// pages open in many tabs run no check more than once per TTL.
+func (o *Observer) healthDoc(ctx context.Context) healthDoc {
+	started, ready, checks := o.healthStatus(ctx)
+	doc := healthDoc{Started: started, Ready: ready, Checks: make([]checkResult, 0, len(checks))}
+	for _, c := range checks {
+		doc.Checks = append(doc.Checks, checkResult{Name: c.Name, OK: c.Err == "", Error: c.Err,
+			Duration: float64(c.Duration) / 1e6, At: c.At.UTC()})
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	var (
-		mu      sync.Mutex
-		results []checkResult
-		wg      sync.WaitGroup
-	)
-	names := []string{}
-	results = []checkResult{}
-	o.checks.Range(func(k, v any) bool {
-		name, check := k.(string), v.(func(context.Context) error)
-		names = append(names, name)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t0 := time.Now()
-			err := runCheck(ctx, check)
-			res := checkResult{Name: name, OK: err == nil, Duration: float64(time.Since(t0)) / 1e6, At: t0.UTC()}
-			if err != nil {
-				res.Error = o.redactor.String(err.Error())
-			}
-			mu.Lock()
-			results = append(results, res)
-			mu.Unlock()
-		}()
-		return true
-	})
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
-	mu.Lock()
-	results = slices.Clone(results)
-	mu.Unlock()
-	for _, n := range names {
-		if !slices.ContainsFunc(results, func(c checkResult) bool { return c.Name == n }) {
-			results = append(results, checkResult{Name: n, Error: "timed out", Duration: 2000, At: time.Now().UTC()})
-		}
-	}
-	slices.SortFunc(results, func(a, b checkResult) int {
-		if a.Name < b.Name {
-			return -1
-		}
-		if a.Name > b.Name {
-			return 1
-		}
-		return 0
-	})
-	st.checksMu.Lock()
-	st.checks, st.checksAt = results, time.Now()
-	st.checksMu.Unlock()
-	return results
+	return doc
 }
 
 // StatusURL returns the status page's URL on the admin listener, with a

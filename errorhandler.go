@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/observekit/observe/logging"
+	"github.com/observekit/observe/internal/wiring"
 	"go.opentelemetry.io/otel"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -93,7 +93,7 @@ func (o *Observer) reportOTelErrors() {
 // current returns the live reporter, or nil once its Observer is shut down.
 func currentReporter() *otelReporter {
 	r := liveReporter.Load()
-	if r == nil || r.owner.logHandler == nil || logging.Root() != r.owner.logHandler {
+	if r == nil || r.owner.logHandler == nil || wiring.LogRoot.Load() != any(r.owner.logHandler) {
 		return nil
 	}
 	return r

@@ -10,6 +10,7 @@ import (
 
 	"github.com/observekit/observe/internal/envconfig"
 	"github.com/observekit/observe/internal/otlpexport"
+	"github.com/observekit/observe/internal/wiring"
 	"github.com/observekit/observe/logging"
 	"github.com/observekit/observe/redact"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
@@ -116,7 +117,7 @@ func (o *Observer) startLogs(ctx context.Context) error {
 	o.logger = slog.New(o.logHandler)
 	o.prevLogger = slog.Default()
 	slog.SetDefault(o.logger)
-	logging.SetRoot(o.logHandler)
+	wiring.LogRoot.Store(o.logHandler)
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe/internal/envconfig"
+	"github.com/observekit/observe/internal/wiring"
 	"github.com/observekit/observe/metrics"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -120,7 +121,7 @@ func (o *Observer) startMetrics(ctx context.Context, res *resource.Resource) err
 		return fmt.Errorf("observe: metrics: %w", err)
 	}
 	o.metrics, o.meters = m, mp
-	metrics.SetCurrent(m)
+	wiring.Metrics.Store(m)
 	otel.SetMeterProvider(mp.MeterProvider())
 	return nil
 }

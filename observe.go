@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe/internal/redsample"
+	"github.com/observekit/observe/internal/wiring"
 	"github.com/observekit/observe/logging"
 	"github.com/observekit/observe/metrics"
 	"github.com/observekit/observe/profiling"
@@ -144,7 +145,7 @@ func start(ctx context.Context, cfg *config) (_ *Observer, err error) {
 			tp = o.tracing.WrapTracers(profiling.LinkSpans)
 		}
 		otel.SetTracerProvider(tp)
-		tracing.SetCurrent(o.tracing)
+		wiring.Tracing.Store(o.tracing)
 
 		if !cfg.metricsOff() {
 			if err := o.startMetrics(ctx, o.resource); err != nil {
@@ -298,14 +299,14 @@ func (o *Observer) stop(ctx context.Context) error {
 		mu.Unlock()
 	}
 	// Detach the globals that point at us.
-	if o.tracing != nil && tracing.Current() == o.tracing {
-		tracing.SetCurrent(nil)
+	if o.tracing != nil && wiring.Tracing.Load() == any(o.tracing) {
+		wiring.Tracing.Store(nil)
 	}
-	if o.metrics != nil && metrics.Current() == o.metrics {
-		metrics.SetCurrent(nil)
+	if o.metrics != nil && wiring.Metrics.Load() == any(o.metrics) {
+		wiring.Metrics.Store(nil)
 	}
-	if o.logHandler != nil && logging.Root() == o.logHandler {
-		logging.SetRoot(nil)
+	if o.logHandler != nil && wiring.LogRoot.Load() == any(o.logHandler) {
+		wiring.LogRoot.Store(nil)
 	}
 	if o.prevLogger != nil && slog.Default() == o.logger {
 		slog.SetDefault(o.prevLogger)

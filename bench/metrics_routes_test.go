@@ -9,9 +9,9 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/gorilla/mux"
+	"github.com/observekit/observe/internal/wiring"
 	"github.com/observekit/observe/metrics"
 	"github.com/observekit/observe/middleware"
-	"github.com/observekit/observe/tracing"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -27,11 +27,11 @@ func metricsOnly(tb testing.TB) *metrics.Metrics {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	prevM, prevT, prevL := metrics.Current(), tracing.Current(), slog.Default()
-	metrics.SetCurrent(m)
-	tracing.SetCurrent(nil)
+	prevM, prevT, prevL := wiring.Metrics.Load(), wiring.Tracing.Load(), slog.Default()
+	wiring.Metrics.Store(m)
+	wiring.Tracing.Store(nil)
 	slog.SetDefault(slog.New(slog.DiscardHandler)) // the panic tests' ERROR lines
-	tb.Cleanup(func() { metrics.SetCurrent(prevM); tracing.SetCurrent(prevT); slog.SetDefault(prevL) })
+	tb.Cleanup(func() { wiring.Metrics.Store(prevM); wiring.Tracing.Store(prevT); slog.SetDefault(prevL) })
 	return m
 }
 

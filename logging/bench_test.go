@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/observekit/observe/internal/wiring"
 	"github.com/observekit/observe/redact"
 	slogmulti "github.com/samber/slog-multi"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
@@ -150,8 +151,8 @@ func BenchmarkDisabled(b *testing.B) {
 	h := New(observeOptions())
 	b.Run("observe", func(b *testing.B) { run(b, slog.New(h)) })
 	b.Run("observe-named", func(b *testing.B) {
-		SetRoot(h)
-		defer SetRoot(nil)
+		wiring.LogRoot.Store(h)
+		defer wiring.LogRoot.Store(nil)
 		if _, err := h.Levels().Set("other", slog.LevelDebug, 0, nil); err != nil {
 			b.Fatal(err)
 		}

@@ -214,7 +214,7 @@ func (d *debugVerifier) verify(proof string, tid trace.TraceID, now time.Time) b
 // returns ctx marked for debug (and carrying a proof for downstream calls)
 // and true; the caller must then call EndRequestDebug when the request
 // ends. Otherwise it returns ctx without any observe.debug baggage member,
-// and false. It uses the handler set by SetRoot; without one nothing is
+// and false. It uses the root handler observe.Init made current; without one nothing is
 // honoured.
 func StartRequestDebug(ctx context.Context, header string) (context.Context, bool) {
 	bag := baggage.FromContext(ctx)
@@ -224,7 +224,7 @@ func StartRequestDebug(ctx context.Context, header string) (context.Context, boo
 		return ctx, false
 	}
 	var dv *debugVerifier
-	if h := root.Load(); h != nil {
+	if h := rootHandler(); h != nil {
 		dv = h.p.debug
 	}
 	on, keep := false, false // keep: the member in ctx's baggage is a valid proof

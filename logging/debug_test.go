@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/observekit/observe/internal/wiring"
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -62,8 +63,8 @@ func withBaggage(t *testing.T, ctx context.Context, key, value string) context.C
 
 func TestStartRequestDebug(t *testing.T) {
 	log, h, lb := newTest(Options{DebugToken: "s3cret"})
-	SetRoot(h)
-	t.Cleanup(func() { SetRoot(nil) })
+	wiring.LogRoot.Store(h)
+	t.Cleanup(func() { wiring.LogRoot.Store(nil) })
 	base := withBaggage(t, spanContext(true), "tenant", "acme")
 
 	// No header, no member: nothing happens, the context is untouched.
@@ -145,9 +146,9 @@ func TestDebugNeedsTheSameToken(t *testing.T) {
 	_, hA, _ := newTest(Options{DebugToken: "token-A"})
 	_, hB, _ := newTest(Options{DebugToken: "token-B"})
 	_, hNone, _ := newTest(Options{})
-	t.Cleanup(func() { SetRoot(nil) })
+	t.Cleanup(func() { wiring.LogRoot.Store(nil) })
 
-	SetRoot(hA)
+	wiring.LogRoot.Store(hA)
 	ctx, on := StartRequestDebug(spanContext(true), "token-A")
 	if !on {
 		t.Fatal("A did not honour its token")
@@ -156,7 +157,7 @@ func TestDebugNeedsTheSameToken(t *testing.T) {
 	proof := baggage.FromContext(ctx).Member(DebugBaggageKey).Value()
 
 	for name, h := range map[string]*Handler{"other token": hB, "no token": hNone} {
-		SetRoot(h)
+		wiring.LogRoot.Store(h)
 		got, on := StartRequestDebug(withBaggage(t, spanContext(true), DebugBaggageKey, proof), "")
 		if on {
 			EndRequestDebug()
@@ -170,7 +171,7 @@ func TestDebugNeedsTheSameToken(t *testing.T) {
 			t.Errorf("%s: token of A honoured", name)
 		}
 	}
-	SetRoot(nil)
+	wiring.LogRoot.Store(nil)
 	if _, on := StartRequestDebug(spanContext(true), "token-A"); on {
 		t.Error("honoured without a root handler")
 	}
@@ -179,8 +180,8 @@ func TestDebugNeedsTheSameToken(t *testing.T) {
 func TestDebugBypassesLevelsAndSampling(t *testing.T) {
 	c := NewLevelController(slog.LevelError)
 	log, h, lb := newTest(Options{Levels: c, DebugToken: "tok", Sampling: SampleRates{Debug: 0.01, Info: 0.01}})
-	SetRoot(h)
-	t.Cleanup(func() { SetRoot(nil) })
+	wiring.LogRoot.Store(h)
+	t.Cleanup(func() { wiring.LogRoot.Store(nil) })
 	db := Named("db")
 	ctx, on := StartRequestDebug(spanContext(false), "tok")
 	if !on {
@@ -262,9 +263,9 @@ func TestDebugTokenFailuresCountedAndLimited(t *testing.T) {
 // token turns debug on; the admin token is nothing to this package.
 func TestStartRequestDebugCountsGuesses(t *testing.T) {
 	h := New(Options{DebugToken: "debug-tok"})
-	prev := root.Load()
-	SetRoot(h)
-	t.Cleanup(func() { root.Store(prev) })
+	prev := rootHandler()
+	wiring.LogRoot.Store(h)
+	t.Cleanup(func() { wiring.LogRoot.Store(prev) })
 	if _, on := StartRequestDebug(context.Background(), "admin-token"); on {
 		t.Fatal("guess accepted")
 	}

@@ -1,11 +1,13 @@
 package logging_test
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"os"
 	"regexp"
 
+	"github.com/observekit/observe"
 	"github.com/observekit/observe/logging"
 )
 
@@ -22,18 +24,18 @@ func (u untimed) Write(p []byte) (int, error) {
 // Named loggers have levels of their own, changeable at runtime; "db"
 // covers "db.pool" unless "db.pool" has its own.
 func ExampleNamed() {
-	levels := logging.NewLevelController(slog.LevelInfo)
-	h := logging.New(logging.Options{
-		Writer: untimed{os.Stdout},
-		Levels: levels,
-		Fields: []slog.Attr{slog.String("service.name", "checkout")},
-	})
-	logging.SetRoot(h) // observe.Init does this
-	defer logging.SetRoot(nil)
+	pool := logging.Named("db.pool") // before Init too: it follows the current observe
+	obs, err := observe.Init(context.Background(),
+		observe.WithServiceName("checkout"),
+		observe.WithLogWriter(untimed{os.Stdout}),
+		observe.WithAdminAddr("off"))
+	if err != nil {
+		panic(err)
+	}
+	defer obs.Shutdown(context.Background())
 
-	pool := logging.Named("db.pool")
 	pool.Debug("not shown")
-	levels.Set("db", slog.LevelDebug, 0, nil) // PUT /loglevel {"logger":"db","level":"debug"}
+	obs.Levels().Set("db", slog.LevelDebug, 0, nil) // PUT /loglevel {"logger":"db","level":"debug"}
 	pool.Debug("conn acquired", "conn", 3)
 	// Output:
 	// {"level":"DEBUG","msg":"conn acquired","service.name":"checkout","logger":"db.pool","conn":3}

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/observekit/observe/internal/otlpexport"
+	"github.com/observekit/observe/internal/wiring"
 	"go.opentelemetry.io/otel/attribute"
 	otellog "go.opentelemetry.io/otel/log"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
@@ -72,8 +73,8 @@ func newExportTest(o Options) (*slog.Logger, *Handler, *lineBuffer, *memExporter
 func TestExportSameRecordsLevelsRedaction(t *testing.T) {
 	c := NewLevelController(slog.LevelInfo)
 	log, h, lb, exp := newExportTest(Options{Levels: c, Redactor: &upperRedactor{}, Fields: serviceFields})
-	SetRoot(h)
-	t.Cleanup(func() { SetRoot(nil) })
+	wiring.LogRoot.Store(h)
+	t.Cleanup(func() { wiring.LogRoot.Store(nil) })
 	ctx := spanContext(false)
 
 	log.DebugContext(ctx, "hidden on both")

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/observekit/observe/internal/wiring"
 )
 
 func TestHierarchicalLevels(t *testing.T) {
@@ -54,8 +56,8 @@ func TestHierarchicalLevels(t *testing.T) {
 func TestNamedLoggersFollowLevels(t *testing.T) {
 	c := NewLevelController(slog.LevelInfo)
 	log, h, lb := newTest(Options{Levels: c})
-	SetRoot(h)
-	t.Cleanup(func() { SetRoot(nil) })
+	wiring.LogRoot.Store(h)
+	t.Cleanup(func() { wiring.LogRoot.Store(nil) })
 
 	db := Named("db")
 	pool := Named("db.pool")
@@ -90,16 +92,16 @@ func TestNamedLoggersFollowLevels(t *testing.T) {
 }
 
 func TestNamedBeforeRootAndAfterChange(t *testing.T) {
-	SetRoot(nil)
+	wiring.LogRoot.Store(nil)
 	early := Named("early") // a package variable made before Init
 	_, h1, lb1 := newTest(Options{})
-	SetRoot(h1)
+	wiring.LogRoot.Store(h1)
 	early.Info("one")
 	_, h2, lb2 := newTest(Options{})
-	SetRoot(h2) // a second Init
+	wiring.LogRoot.Store(h2) // a second Init
 	early.Info("two")
-	SetRoot(nil)
-	t.Cleanup(func() { SetRoot(nil) })
+	wiring.LogRoot.Store(nil)
+	t.Cleanup(func() { wiring.LogRoot.Store(nil) })
 	if len(lb1.lines()) != 1 || len(lb2.lines()) != 1 || !strings.Contains(lb2.String(), `"logger":"early"`) {
 		t.Fatalf("named logger did not follow the root: %q / %q", lb1.String(), lb2.String())
 	}

@@ -4,16 +4,17 @@ import (
 	"context"
 	"log/slog"
 	"sync/atomic"
+
+	"github.com/observekit/observe/internal/wiring"
 )
 
-var root atomic.Pointer[Handler]
-
-// SetRoot makes h the handler that named loggers (Named) write through; nil
-// detaches them (they then use slog.Default's handler). observe.Init calls it.
-func SetRoot(h *Handler) { root.Store(h) }
-
-// Root returns the handler set by SetRoot, or nil.
-func Root() *Handler { return root.Load() }
+// rootHandler returns the handler named loggers (Named) write through, which
+// observe.Init stores in wiring.LogRoot; nil: they use slog.Default's
+// handler.
+func rootHandler() *Handler {
+	h, _ := wiring.LogRoot.Load().(*Handler)
+	return h
+}
 
 // Named returns a logger whose lines carry "logger":name and whose level is
 // the controller's level for name (hierarchical: "db" covers "db.pool").
@@ -42,7 +43,7 @@ type namedCache struct {
 }
 
 func (n *namedHandler) resolve() slog.Handler {
-	r := root.Load()
+	r := rootHandler()
 	if c := n.cache.Load(); c != nil && c.root == r {
 		return c.h
 	}

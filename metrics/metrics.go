@@ -19,10 +19,10 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
+	"github.com/observekit/observe/internal/wiring"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -206,14 +206,12 @@ func (m *Metrics) histogramOpts(name, help string, buckets []float64) prometheus
 	return o
 }
 
-var current atomic.Pointer[Metrics]
-
-// SetCurrent makes m the instruments that middleware in this process records
-// into (nil: none). observe.Init calls it.
-func SetCurrent(m *Metrics) { current.Store(m) }
-
-// Current returns the Metrics set by SetCurrent, or nil.
-func Current() *Metrics { return current.Load() }
+// current returns the Metrics observe.Init made current (wiring.Metrics), or
+// nil.
+func current() *Metrics {
+	m, _ := wiring.Metrics.Load().(*Metrics)
+	return m
+}
 
 // Standard HTTP methods; anything else is recorded as _OTHER.
 var standardMethods = [...]string{"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/observekit/observe/internal/wiring"
 	"github.com/observekit/observe/metrics"
 	"github.com/observekit/observe/tracing"
 	"go.opentelemetry.io/otel"
@@ -58,14 +59,14 @@ func setup(t testing.TB, sampler ...string) *testEnv {
 	}
 	prevProp := otel.GetTextMapPropagator()
 	otel.SetTextMapPropagator(prop)
-	tracing.SetCurrent(tp)
-	metrics.SetCurrent(m)
+	wiring.Tracing.Store(tp)
+	wiring.Metrics.Store(m)
 	lc := &logCapture{}
 	prevLog := slog.Default()
 	slog.SetDefault(slog.New(lc))
 	t.Cleanup(func() {
-		tracing.SetCurrent(nil)
-		metrics.SetCurrent(nil)
+		wiring.Tracing.Store(nil)
+		wiring.Metrics.Store(nil)
 		otel.SetTextMapPropagator(prevProp)
 		slog.SetDefault(prevLog)
 		_ = tp.Shutdown(context.Background())

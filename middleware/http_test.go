@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/observekit/observe/internal/wiring"
 	"github.com/observekit/observe/metrics"
 	"github.com/observekit/observe/middleware"
 	"github.com/observekit/observe/tracing"
@@ -261,7 +262,7 @@ func TestHTTPServerCapturedSensitiveHeadersRedacted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tracing.SetCurrent(p)
+	wiring.Tracing.Store(p)
 	defer p.Shutdown(context.Background())
 	_ = env
 	h := middleware.HTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}),
@@ -291,8 +292,8 @@ func TestHTTPFilterAndDisabled(t *testing.T) {
 		t.Fatalf("filter: calls %d spans %d", calls, len(env.tp.Store().Spans()))
 	}
 	// Before Init (or OTEL_SDK_DISABLED): a pass-through.
-	tracing.SetCurrent(nil)
-	metrics.SetCurrent(nil)
+	wiring.Tracing.Store(nil)
+	wiring.Metrics.Store(nil)
 	serve(middleware.HTTP(next), httptest.NewRequest("GET", "/x", nil))
 	if calls != 2 {
 		t.Fatalf("disabled middleware did not call the handler")
@@ -365,7 +366,7 @@ func TestHTTPStartAttributesForSamplers(t *testing.T) {
 	if !p.StartAttributesObserved() {
 		t.Fatal("a user sampler must see start attributes")
 	}
-	tracing.SetCurrent(p)
+	wiring.Tracing.Store(p)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /a/{x}", func(w http.ResponseWriter, r *http.Request) {})
 	serve(middleware.HTTP(mux), httptest.NewRequest("GET", "http://h.example/a/1?q=2", nil))
@@ -384,7 +385,7 @@ func TestHTTPStartAttributesForSamplers(t *testing.T) {
 	if p2.StartAttributesObserved() {
 		t.Fatal("observe's default sampler does not read attributes")
 	}
-	tracing.SetCurrent(p2)
+	wiring.Tracing.Store(p2)
 	serve(middleware.HTTP(mux), httptest.NewRequest("GET", "http://h.example/a/1?q=2", nil))
 	deferred := attrs(p2.Store().Spans()[0])
 	if len(deferred) != len(withSampler) {

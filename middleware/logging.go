@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe/internal/accesslog"
+	"github.com/observekit/observe/internal/wiring"
 	"github.com/observekit/observe/logging"
 	"github.com/observekit/observe/metrics"
 	"google.golang.org/grpc/codes"
@@ -146,7 +147,7 @@ func (o *logOpts) accessLogOn() bool {
 	if o.accessLog != nil {
 		return *o.accessLog
 	}
-	h := logging.Root()
+	h, _ := wiring.LogRoot.Load().(*logging.Handler)
 	return h != nil && h.AccessLog()
 }
 

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"github.com/observekit/observe/internal/wiring"
 	"github.com/observekit/observe/metrics"
 	"github.com/observekit/observe/tracing"
 )
@@ -32,5 +33,7 @@ func (o *options) instruments() (*tracing.Provider, *metrics.Metrics) {
 	if o.obs != nil {
 		return o.obs.Tracing(), o.obs.Metrics()
 	}
-	return tracing.Current(), metrics.Current()
+	tp, _ := wiring.Tracing.Load().(*tracing.Provider)
+	m, _ := wiring.Metrics.Load().(*metrics.Metrics)
+	return tp, m
 }

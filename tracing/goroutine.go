@@ -97,7 +97,7 @@ func Go(ctx context.Context, name string, fn func(ctx context.Context), opts ...
 }
 
 func tracer() trace.Tracer {
-	if p := Current(); p != nil {
+	if p := current(); p != nil {
 		return p.tracer
 	}
 	return otel.GetTracerProvider().Tracer(InstrumentationName)

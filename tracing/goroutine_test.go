@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/observekit/observe/internal/wiring"
 	"github.com/observekit/observe/tracing"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
@@ -16,8 +17,8 @@ func TestGoCarriesTraceContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tracing.SetCurrent(p)
-	defer tracing.SetCurrent(nil)
+	wiring.Tracing.Store(p)
+	defer wiring.Tracing.Store(nil)
 	defer p.Shutdown(context.Background())
 
 	m, _ := baggage.NewMember("tenant", "acme")
@@ -67,8 +68,8 @@ func TestGoCarriesTraceContext(t *testing.T) {
 
 func TestGoNewTraceLinksAndKeepCancel(t *testing.T) {
 	p, _ := tracing.New(context.Background(), tracing.Config{})
-	tracing.SetCurrent(p)
-	defer tracing.SetCurrent(nil)
+	wiring.Tracing.Store(p)
+	defer wiring.Tracing.Store(nil)
 	defer p.Shutdown(context.Background())
 
 	ctx, cancel := context.WithCancel(context.Background())

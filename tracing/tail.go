@@ -671,7 +671,7 @@ func Kept(sc trace.SpanContext) bool {
 	if sc.IsSampled() {
 		return true
 	}
-	if p := Current(); p != nil && p.tail != nil {
+	if p := current(); p != nil && p.tail != nil {
 		return p.tail.Kept(sc)
 	}
 	return false

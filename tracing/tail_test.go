@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/observekit/observe/internal/wiring"
 	"github.com/observekit/observe/tracing"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -536,12 +537,12 @@ func TestTailLateSpansFollowTheDecision(t *testing.T) {
 	if !ts.Kept(root.SpanContext()) {
 		t.Error("Kept false for a kept trace")
 	}
-	prev := tracing.Current()
-	tracing.SetCurrent(p)
+	prev := wiring.Tracing.Load()
+	wiring.Tracing.Store(p)
 	if !tracing.Kept(root.SpanContext()) {
 		t.Error("tracing.Kept false for a trace the current provider kept")
 	}
-	tracing.SetCurrent(prev)
+	wiring.Tracing.Store(prev)
 	late.End()
 	// The same trace reaching this service again, through a remote parent.
 	again := trace.ContextWithRemoteSpanContext(context.Background(), root.SpanContext())
@@ -556,11 +557,11 @@ func TestTailLateSpansFollowTheDecision(t *testing.T) {
 	if ts.Kept(root2.SpanContext()) {
 		t.Error("Kept true for a dropped trace")
 	}
-	tracing.SetCurrent(p)
+	wiring.Tracing.Store(p)
 	if tracing.Kept(root2.SpanContext()) {
 		t.Error("tracing.Kept true for a dropped trace")
 	}
-	tracing.SetCurrent(prev)
+	wiring.Tracing.Store(prev)
 	flush(t, p)
 	got := rec.byTrace()
 	if n := len(got[root.SpanContext().TraceID()]); n != 3 {

@@ -15,10 +15,10 @@ import (
 	"os"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/observekit/observe/internal/otlpexport"
+	"github.com/observekit/observe/internal/wiring"
 	"go.opentelemetry.io/contrib/propagators/b3"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	"go.opentelemetry.io/otel/propagation"
@@ -253,14 +253,12 @@ func (p *Provider) Shutdown(ctx context.Context) error {
 // ForceFlush exports what is queued, by ctx's deadline.
 func (p *Provider) ForceFlush(ctx context.Context) error { return p.tp.ForceFlush(ctx) }
 
-var current atomic.Pointer[Provider]
-
-// SetCurrent makes p the provider instrumentation in this process uses (nil:
-// none, instrumentation passes through). observe.Init calls it.
-func SetCurrent(p *Provider) { current.Store(p) }
-
-// Current returns the provider set by SetCurrent, or nil.
-func Current() *Provider { return current.Load() }
+// current returns the provider observe.Init made current (wiring.Tracing),
+// or nil: instrumentation then passes through.
+func current() *Provider {
+	p, _ := wiring.Tracing.Load().(*Provider)
+	return p
+}
 
 // attributeBlindSampler marks the samplers NewSampler makes: none of them
 // reads SamplingParameters.Attributes.

@@ -142,7 +142,7 @@ func TestHugeValueLimitConfigurable(t *testing.T) {
 	for _, tc := range []struct {
 		max  int
 		want int // bytes of the value before the marker; -1: not cut
-	}{{0, DefaultMaxValueBytes}, {101, 100}, {-1, -1}} {
+	}{{0, defaultMaxValueBytes}, {101, 100}, {-1, -1}} {
 		log, _, lb := newTest(Options{MaxValueBytes: tc.max})
 		log.Info("m", "v", big)
 		v := lb.records(t)[0]["v"].(string)

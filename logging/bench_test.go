@@ -153,7 +153,7 @@ func BenchmarkDisabled(b *testing.B) {
 	b.Run("observe-named", func(b *testing.B) {
 		wiring.LogRoot.Store(h)
 		defer wiring.LogRoot.Store(nil)
-		if _, err := h.Levels().Set("other", slog.LevelDebug, 0, nil); err != nil {
+		if _, err := h.levels().Set("other", slog.LevelDebug, 0, nil); err != nil {
 			b.Fatal(err)
 		}
 		run(b, Named("db.pool"))

@@ -35,7 +35,7 @@ import (
 //	1.<expiry, unix seconds, base 36>.<HMAC-SHA256(k, trace ID ‖ expiry), 128 bits, base64url>
 //
 // with k derived from the debug token, so it is bound to one trace and
-// expires after DebugProofTTL. A downstream service honours the member only
+// expires after debugProofTTL. A downstream service honours the member only
 // if it recomputes the same proof, that is, only if it is configured with
 // the same debug token; everywhere else an observe.debug member is removed
 // from the request's baggage, so a forged or foreign one neither turns on
@@ -66,16 +66,16 @@ import (
 //     handler returned) is no longer logged at DEBUG: the fast path of
 //     Enabled consults the context only while a debug request is in flight.
 
-// DebugHeader is the request header (gRPC: metadata key, lower case) that
+// debugHeader is the request header (gRPC: metadata key, lower case) that
 // asks for per-request debug; its value must be the debug token.
-const DebugHeader = "X-Observe-Debug"
+const debugHeader = "X-Observe-Debug"
 
-// DebugBaggageKey is the W3C baggage member that carries the proof of a
+// debugBaggageKey is the W3C baggage member that carries the proof of a
 // per-request debug downstream.
-const DebugBaggageKey = "observe.debug"
+const debugBaggageKey = "observe.debug"
 
-// DebugProofTTL is how long a proof minted by the first service stays valid.
-const DebugProofTTL = 10 * time.Minute
+// debugProofTTL is how long a proof minted by the first service stays valid.
+const debugProofTTL = 10 * time.Minute
 
 // debugActive counts requests marked for debug now in flight in the
 // process. While it is zero, Enabled never looks into the context.
@@ -83,8 +83,8 @@ var debugActive atomic.Int64
 
 type debugCtxKey struct{}
 
-// DebugEnabled reports whether ctx belongs to a request marked for debug.
-func DebugEnabled(ctx context.Context) bool {
+// debugEnabled reports whether ctx belongs to a request marked for debug.
+func debugEnabled(ctx context.Context) bool {
 	if ctx == nil {
 		return false
 	}
@@ -171,9 +171,9 @@ func (d *debugVerifier) mac(tid trace.TraceID, exp int64) []byte {
 	return m.Sum(nil)[:16]
 }
 
-// mint returns a proof for the trace, valid until now+DebugProofTTL.
+// mint returns a proof for the trace, valid until now+debugProofTTL.
 func (d *debugVerifier) mint(tid trace.TraceID, now time.Time) string {
-	exp := now.Add(DebugProofTTL).Unix()
+	exp := now.Add(debugProofTTL).Unix()
 	return "1." + strconv.FormatInt(exp, 36) + "." + base64.RawURLEncoding.EncodeToString(d.mac(tid, exp))
 }
 
@@ -197,7 +197,7 @@ func (d *debugVerifier) verify(proof string, tid trace.TraceID, now time.Time) b
 	}
 	// Expired, or further in the future than any proof we mint (a minute of
 	// clock skew between services allowed).
-	if exp <= now.Unix() || exp > now.Add(DebugProofTTL+time.Minute).Unix() {
+	if exp <= now.Unix() || exp > now.Add(debugProofTTL+time.Minute).Unix() {
 		return false
 	}
 	sig, err := base64.RawURLEncoding.DecodeString(sigS)
@@ -218,7 +218,7 @@ func (d *debugVerifier) verify(proof string, tid trace.TraceID, now time.Time) b
 // honoured.
 func StartRequestDebug(ctx context.Context, header string) (context.Context, bool) {
 	bag := baggage.FromContext(ctx)
-	member := bag.Member(DebugBaggageKey)
+	member := bag.Member(debugBaggageKey)
 	hasMember := member.Key() != ""
 	if header == "" && !hasMember {
 		return ctx, false
@@ -236,7 +236,7 @@ func StartRequestDebug(ctx context.Context, header string) (context.Context, boo
 			on, keep = true, true
 		case header != "" && dv.tokenOK(header, now):
 			on = true
-			if m, err := baggage.NewMemberRaw(DebugBaggageKey, dv.mint(tid, now)); err == nil {
+			if m, err := baggage.NewMemberRaw(debugBaggageKey, dv.mint(tid, now)); err == nil {
 				if b, err := bag.SetMember(m); err == nil {
 					bag, keep, hasMember = b, true, true
 				}
@@ -247,7 +247,7 @@ func StartRequestDebug(ctx context.Context, header string) (context.Context, boo
 	case hasMember && keep:
 		ctx = baggage.ContextWithBaggage(ctx, bag)
 	case hasMember:
-		ctx = baggage.ContextWithBaggage(ctx, bag.DeleteMember(DebugBaggageKey))
+		ctx = baggage.ContextWithBaggage(ctx, bag.DeleteMember(debugBaggageKey))
 	}
 	if !on {
 		return ctx, false

@@ -20,7 +20,7 @@ func TestDebugProof(t *testing.T) {
 	if strings.Contains(p, "token-A") {
 		t.Fatal("proof contains the token")
 	}
-	if !a.verify(p, testTraceID, now) || !a.verify(p, testTraceID, now.Add(DebugProofTTL-time.Second)) {
+	if !a.verify(p, testTraceID, now) || !a.verify(p, testTraceID, now.Add(debugProofTTL-time.Second)) {
 		t.Fatal("own proof rejected")
 	}
 	other := testTraceID
@@ -28,7 +28,7 @@ func TestDebugProof(t *testing.T) {
 	for name, ok := range map[string]bool{
 		"other token":     b.verify(p, testTraceID, now),
 		"other trace":     a.verify(p, other, now),
-		"expired":         a.verify(p, testTraceID, now.Add(DebugProofTTL+time.Second)),
+		"expired":         a.verify(p, testTraceID, now.Add(debugProofTTL+time.Second)),
 		"flag only":       a.verify("1", testTraceID, now),
 		"forged 1":        a.verify("1."+strings.Split(p, ".")[1]+".AAAAAAAAAAAAAAAAAAAAAA", testTraceID, now),
 		"far future":      a.verify(a.mint(testTraceID, now.Add(time.Hour)), testTraceID, now),
@@ -73,17 +73,17 @@ func TestStartRequestDebug(t *testing.T) {
 	}
 
 	// A wrong token is ignored.
-	if ctx, on := StartRequestDebug(base, "guess"); on || DebugEnabled(ctx) {
+	if ctx, on := StartRequestDebug(base, "guess"); on || debugEnabled(ctx) {
 		t.Fatal("wrong token honoured")
 	}
 
 	// The right token: debug on, proof in baggage, other members kept.
 	ctx, on := StartRequestDebug(base, "s3cret")
-	if !on || !DebugEnabled(ctx) {
+	if !on || !debugEnabled(ctx) {
 		t.Fatal("valid token not honoured")
 	}
 	bag := baggage.FromContext(ctx)
-	proof := bag.Member(DebugBaggageKey).Value()
+	proof := bag.Member(debugBaggageKey).Value()
 	if proof == "" || strings.Contains(bag.String(), "s3cret") || bag.Member("tenant").Value() != "acme" {
 		t.Fatalf("baggage after start: %q", bag.String())
 	}
@@ -98,8 +98,8 @@ func TestStartRequestDebug(t *testing.T) {
 	}
 
 	// Downstream: the proof alone turns debug on for the same trace.
-	down := withBaggage(t, spanContext(false), DebugBaggageKey, proof)
-	if ctx, on := StartRequestDebug(down, ""); !on || !DebugEnabled(ctx) {
+	down := withBaggage(t, spanContext(false), debugBaggageKey, proof)
+	if ctx, on := StartRequestDebug(down, ""); !on || !debugEnabled(ctx) {
 		t.Fatal("valid proof not honoured downstream")
 	} else {
 		EndRequestDebug()
@@ -107,13 +107,13 @@ func TestStartRequestDebug(t *testing.T) {
 
 	// A forged flag is ignored and stripped, so it travels no further.
 	for _, forged := range []string{"1", "true", "on", proof + "x"} {
-		ctx := withBaggage(t, withBaggage(t, spanContext(true), "tenant", "acme"), DebugBaggageKey, forged)
+		ctx := withBaggage(t, withBaggage(t, spanContext(true), "tenant", "acme"), debugBaggageKey, forged)
 		ctx = baggage.ContextWithBaggage(ctx, mergeBaggage(t, ctx, "tenant", "acme"))
 		got, on := StartRequestDebug(ctx, "")
-		if on || DebugEnabled(got) {
+		if on || debugEnabled(got) {
 			t.Errorf("forged %q honoured", forged)
 		}
-		if baggage.FromContext(got).Member(DebugBaggageKey).Key() != "" {
+		if baggage.FromContext(got).Member(debugBaggageKey).Key() != "" {
 			t.Errorf("forged %q not stripped", forged)
 		}
 		if baggage.FromContext(got).Member("tenant").Value() != "acme" {
@@ -124,7 +124,7 @@ func TestStartRequestDebug(t *testing.T) {
 	// The proof is bound to its trace.
 	var other trace.TraceID
 	other[15] = 9
-	if _, on := StartRequestDebug(withBaggage(t, spanContextWith(other, true), DebugBaggageKey, proof), ""); on {
+	if _, on := StartRequestDebug(withBaggage(t, spanContextWith(other, true), debugBaggageKey, proof), ""); on {
 		t.Error("proof honoured for another trace")
 	}
 	if debugActive.Load() != 0 {
@@ -154,16 +154,16 @@ func TestDebugNeedsTheSameToken(t *testing.T) {
 		t.Fatal("A did not honour its token")
 	}
 	EndRequestDebug()
-	proof := baggage.FromContext(ctx).Member(DebugBaggageKey).Value()
+	proof := baggage.FromContext(ctx).Member(debugBaggageKey).Value()
 
 	for name, h := range map[string]*Handler{"other token": hB, "no token": hNone} {
 		wiring.LogRoot.Store(h)
-		got, on := StartRequestDebug(withBaggage(t, spanContext(true), DebugBaggageKey, proof), "")
+		got, on := StartRequestDebug(withBaggage(t, spanContext(true), debugBaggageKey, proof), "")
 		if on {
 			EndRequestDebug()
 			t.Errorf("%s: proof of A honoured", name)
 		}
-		if baggage.FromContext(got).Member(DebugBaggageKey).Key() != "" {
+		if baggage.FromContext(got).Member(debugBaggageKey).Key() != "" {
 			t.Errorf("%s: unverifiable proof not stripped", name)
 		}
 		if _, on := StartRequestDebug(spanContext(true), "token-A"); on {
@@ -270,7 +270,7 @@ func TestStartRequestDebugCountsGuesses(t *testing.T) {
 		t.Fatal("guess accepted")
 	}
 	ctx, on := StartRequestDebug(context.Background(), "debug-tok")
-	if !on || !DebugEnabled(ctx) {
+	if !on || !debugEnabled(ctx) {
 		t.Fatal("token refused")
 	}
 	EndRequestDebug()

@@ -194,7 +194,7 @@ func TestExportFailuresCounted(t *testing.T) {
 		w["signal"] != "logs" || w["error"] != "collector down" || w["logger"] != "observe.logs" {
 		t.Errorf("failure line: %v", w)
 	}
-	if h.Dropped() != 1 || p.Dropped() != 1 || h.SampledOut() != 0 {
+	if h.Dropped() != 1 || p.Dropped() != 1 || h.sampledOut() != 0 {
 		t.Errorf("Dropped() = %d, want the failed record counted", h.Dropped())
 	}
 

@@ -46,7 +46,7 @@ func FuzzParseLevelRequest(f *testing.F) {
 			}
 			return
 		}
-		if LevelName(req.Level) == "" || !ValidLoggerName(req.Logger) || req.TTL < 0 || req.TTL > MaxLevelTTL {
+		if LevelName(req.Level) == "" || !validLoggerName(req.Logger) || req.TTL < 0 || req.TTL > maxLevelTTL {
 			t.Fatalf("accepted out of bounds: %+v", req)
 		}
 		switch LevelName(req.Level) {
@@ -137,7 +137,7 @@ func FuzzDebugProof(f *testing.F) {
 		if dv.verify(minted, other, now) {
 			t.Fatalf("proof for %s verifies for %s", tid, other)
 		}
-		if dv.verify(minted, tid, now.Add(DebugProofTTL+time.Second)) {
+		if dv.verify(minted, tid, now.Add(debugProofTTL+time.Second)) {
 			t.Fatal("an expired proof verifies")
 		}
 	})

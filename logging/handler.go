@@ -96,8 +96,8 @@ type Options struct {
 	Ring *LineRing
 }
 
-// Scope is the instrumentation scope of records sent to the LoggerProvider.
-const Scope = "github.com/observekit/observe/logging"
+// scope is the instrumentation scope of records sent to the LoggerProvider.
+const scope = "github.com/observekit/observe/logging"
 
 // pipeline is what every Handler derived from one New shares.
 type pipeline struct {
@@ -144,7 +144,7 @@ func New(o Options) *Handler {
 	if o.LoggerProvider != nil {
 		x := &exportStage{
 			maxValue: h.w.s.enc.maxValue,
-			next:     otelslog.NewHandler(Scope, otelslog.WithLoggerProvider(o.LoggerProvider)),
+			next:     otelslog.NewHandler(scope, otelslog.WithLoggerProvider(o.LoggerProvider)),
 		}
 		if prov, ok := o.LoggerProvider.(*Provider); ok && prov.batch.convert != nil {
 			x.async = prov.batch
@@ -238,11 +238,11 @@ func (h *Handler) Close() error {
 	return nil
 }
 
-// Levels returns the level controller.
-func (h *Handler) Levels() *LevelController { return h.p.levels }
+// levels returns the level controller.
+func (h *Handler) levels() *LevelController { return h.p.levels }
 
-// Name returns the logger name ("" for the root logger).
-func (h *Handler) Name() string { return h.name }
+// loggerName returns the logger name ("" for the root logger).
+func (h *Handler) loggerName() string { return h.name }
 
 // AccessLog reports whether observe's middleware should write an access log
 // line per request.
@@ -253,15 +253,15 @@ func (h *Handler) AccessLog() bool { return h.p.accessLog }
 // export dropped (queue full, or in a failed export). Records below the
 // level are not counted: they were never wanted.
 func (h *Handler) Dropped() uint64 {
-	n := h.SampledOut()
+	n := h.sampledOut()
 	if d, ok := h.p.provider.(interface{ Dropped() uint64 }); ok {
 		n += d.Dropped()
 	}
 	return n
 }
 
-// SampledOut returns how many records sampling has dropped since New.
-func (h *Handler) SampledOut() uint64 {
+// sampledOut returns how many records sampling has dropped since New.
+func (h *Handler) sampledOut() uint64 {
 	if h.p.sampler == nil {
 		return 0
 	}
@@ -310,7 +310,7 @@ func (h *Handler) WithName(name string) *Handler {
 // level (and kept by sampling), or in a request marked for debug.
 func (h *Handler) Enabled(ctx context.Context, l slog.Level) bool {
 	if l < h.level() {
-		return debugActive.Load() > 0 && DebugEnabled(ctx)
+		return debugActive.Load() > 0 && debugEnabled(ctx)
 	}
 	if h.p.sampler == nil || l >= slog.LevelWarn {
 		return true
@@ -340,7 +340,7 @@ func (h *Handler) level() slog.Level {
 	if got := h.lc.v.Load(); got>>32 == ver {
 		return slog.Level(int32(uint32(got)))
 	}
-	l := c.LevelFor(h.name)
+	l := c.levelFor(h.name)
 	h.lc.v.Store(ver<<32 | uint64(uint32(int32(l))))
 	return l
 }

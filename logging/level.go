@@ -44,9 +44,9 @@ func NewLevelController(global slog.Level) *LevelController {
 // Level returns the global level.
 func (c *LevelController) Level() slog.Level { return slog.Level(c.global.Load()) }
 
-// LevelFor returns the level that applies to the named logger: its own, else
+// levelFor returns the level that applies to the named logger: its own, else
 // its nearest ancestor's ("db" for "db.pool"), else the global level.
-func (c *LevelController) LevelFor(name string) slog.Level {
+func (c *LevelController) levelFor(name string) slog.Level {
 	if name != "" {
 		m := *c.loggers.Load()
 		if len(m) > 0 {
@@ -73,19 +73,19 @@ type Change struct {
 	TTL    time.Duration // 0: permanent
 }
 
-// ErrTooManyLevels is Set's error for a new named level past MaxNamedLevels.
-var ErrTooManyLevels = fmt.Errorf("too many loggers with a level of their own (at most %d): set a parent's level instead (levels are hierarchical)", MaxNamedLevels)
+// ErrTooManyLevels is Set's error for a new named level past maxNamedLevels.
+var ErrTooManyLevels = fmt.Errorf("too many loggers with a level of their own (at most %d): set a parent's level instead (levels are hierarchical)", maxNamedLevels)
 
-// MaxNamedLevels bounds the loggers with a level of their own: every level
+// maxNamedLevels bounds the loggers with a level of their own: every level
 // is copied on change, and a runaway client of PUT /loglevel must not grow
 // them without end.
-const MaxNamedLevels = 1000
+const maxNamedLevels = 1000
 
 // Set sets the level of logger ("" for global). With ttl > 0 the level
 // reverts to what it was before by itself after ttl; a later Set of the same
 // logger cancels a pending revert. onRevert, if not nil, is called (from a
 // timer goroutine) after a revert happens. A new named level past
-// MaxNamedLevels is an error.
+// maxNamedLevels is an error.
 func (c *LevelController) Set(logger string, l slog.Level, ttl time.Duration, onRevert func(Change)) (Change, error) {
 	if ttl < 0 {
 		return Change{}, fmt.Errorf("negative ttl %s", ttl)
@@ -96,11 +96,11 @@ func (c *LevelController) Set(logger string, l slog.Level, ttl time.Duration, on
 		return Change{}, fmt.Errorf("level controller is closed")
 	}
 	if logger != "" {
-		if _, ok := (*c.loggers.Load())[logger]; !ok && len(*c.loggers.Load()) >= MaxNamedLevels {
+		if _, ok := (*c.loggers.Load())[logger]; !ok && len(*c.loggers.Load()) >= maxNamedLevels {
 			return Change{}, ErrTooManyLevels
 		}
 	}
-	from := c.LevelFor(logger)
+	from := c.levelFor(logger)
 	// What to restore if a TTL is set: the level before the first of a run
 	// of TTL changes, so stacking TTL changes still returns to the original.
 	prev, had := c.ownLocked(logger)
@@ -119,9 +119,9 @@ func (c *LevelController) Set(logger string, l slog.Level, ttl time.Duration, on
 				return
 			}
 			delete(c.timers, logger)
-			cur := c.LevelFor(logger)
+			cur := c.levelFor(logger)
 			c.setLocked(logger, r.prev, r.had)
-			to := c.LevelFor(logger)
+			to := c.levelFor(logger)
 			c.mu.Unlock()
 			if onRevert != nil {
 				onRevert(Change{Logger: logger, From: cur, To: to})
@@ -177,7 +177,7 @@ func (c *LevelController) setLocked(logger string, l slog.Level, present bool) {
 type Snapshot struct {
 	Level   string            `json:"level"`
 	Loggers map[string]string `json:"loggers"`
-	// Reverts lists pending TTL reverts by logger, GlobalName for the
+	// Reverts lists pending TTL reverts by logger, globalName for the
 	// global level.
 	Reverts map[string]Revert `json:"reverts,omitempty"`
 }
@@ -190,9 +190,9 @@ type Revert struct {
 	To string `json:"to"`
 }
 
-// GlobalName stands for the global level where a logger name is expected
+// globalName stands for the global level where a logger name is expected
 // (Snapshot.Reverts, the WARN lines of changes).
-const GlobalName = "(global)"
+const globalName = "(global)"
 
 // Snapshot returns the current levels.
 func (c *LevelController) Snapshot() Snapshot {
@@ -213,7 +213,7 @@ func (c *LevelController) Snapshot() Snapshot {
 		}
 		key := n
 		if n == "" {
-			key = GlobalName
+			key = globalName
 		}
 		s.Reverts[key] = Revert{At: r.until.UTC().Format(time.RFC3339), To: to}
 	}

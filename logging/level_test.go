@@ -39,16 +39,16 @@ func TestHierarchicalLevels(t *testing.T) {
 		{"db.", slog.LevelDebug},            // odd but harmless
 		{"cache", slog.LevelInfo},           // global
 	} {
-		if got := c.LevelFor(tc.name); got != tc.want {
+		if got := c.levelFor(tc.name); got != tc.want {
 			t.Errorf("LevelFor(%q) = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 	c.Unset("db")
-	if got := c.LevelFor("db.pool"); got != slog.LevelInfo {
+	if got := c.levelFor("db.pool"); got != slog.LevelInfo {
 		t.Errorf("after Unset(db), db.pool = %v, want global INFO", got)
 	}
 	mustSet("", slog.LevelWarn)
-	if got := c.LevelFor("db.pool"); got != slog.LevelWarn {
+	if got := c.levelFor("db.pool"); got != slog.LevelWarn {
 		t.Errorf("global change not followed: %v", got)
 	}
 }
@@ -120,7 +120,7 @@ func TestTTLRevert(t *testing.T) {
 		t.Fatalf("Set: %+v %v", ch, err)
 	}
 	snap := c.Snapshot()
-	if snap.Level != "debug" || snap.Reverts[GlobalName].To != "info" || snap.Reverts[GlobalName].At == "" {
+	if snap.Level != "debug" || snap.Reverts[globalName].To != "info" || snap.Reverts[globalName].At == "" {
 		t.Fatalf("snapshot during ttl: %+v", snap)
 	}
 	select {
@@ -143,7 +143,7 @@ func TestTTLRevert(t *testing.T) {
 		t.Errorf("snapshot: %+v", c.Snapshot())
 	}
 	<-reverted
-	if _, own := c.Snapshot().Loggers["db"]; own || c.LevelFor("db") != slog.LevelInfo {
+	if _, own := c.Snapshot().Loggers["db"]; own || c.levelFor("db") != slog.LevelInfo {
 		t.Errorf("db kept a level after revert: %+v", c.Snapshot())
 	}
 }
@@ -180,8 +180,8 @@ func TestTTLStackedAndCancelled(t *testing.T) {
 		t.Fatalf("cancelled revert ran: %+v", r)
 	case <-time.After(800 * time.Millisecond):
 	}
-	if c.LevelFor("db") != slog.LevelError {
-		t.Errorf("db = %v", c.LevelFor("db"))
+	if c.levelFor("db") != slog.LevelError {
+		t.Errorf("db = %v", c.levelFor("db"))
 	}
 }
 
@@ -275,7 +275,7 @@ func TestNamedLevelCacheUnderConcurrentChanges(t *testing.T) {
 
 func TestNamedLevelsBounded(t *testing.T) {
 	c := NewLevelController(slog.LevelInfo)
-	for i := range MaxNamedLevels {
+	for i := range maxNamedLevels {
 		if _, err := c.Set(fmt.Sprintf("l%d", i), slog.LevelDebug, 0, nil); err != nil {
 			t.Fatalf("Set #%d: %v", i, err)
 		}
@@ -283,7 +283,7 @@ func TestNamedLevelsBounded(t *testing.T) {
 	if _, err := c.Set("one.more", slog.LevelDebug, 0, nil); !errors.Is(err, ErrTooManyLevels) {
 		t.Fatalf("past the bound: %v", err)
 	}
-	if c.LevelFor("one.more") != slog.LevelInfo {
+	if c.levelFor("one.more") != slog.LevelInfo {
 		t.Error("the refused level took effect")
 	}
 	// Changing a logger that has a level, and the global level, still work.

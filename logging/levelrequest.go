@@ -18,8 +18,8 @@ type LevelRequest struct {
 	TTL    time.Duration // 0: permanent
 }
 
-// MaxLevelTTL is the longest TTL a level change may ask for.
-const MaxLevelTTL = 7 * 24 * time.Hour
+// maxLevelTTL is the longest TTL a level change may ask for.
+const maxLevelTTL = 7 * 24 * time.Hour
 
 // ParseLevelRequest parses the body of PUT /loglevel:
 //
@@ -56,13 +56,13 @@ func ParseLevelRequest(body []byte) (LevelRequest, error) {
 	req.Level = l
 	if raw.Logger != nil {
 		req.Logger = strings.TrimSpace(*raw.Logger)
-		if !ValidLoggerName(req.Logger) {
+		if !validLoggerName(req.Logger) {
 			return LevelRequest{}, errors.New(`"logger" must be a dotted name of letters, digits, "_", "-" and "/" (at most 128 bytes)`)
 		}
 	}
 	if raw.TTL != nil && *raw.TTL != "" {
 		ttl, err := time.ParseDuration(strings.TrimSpace(*raw.TTL))
-		if err != nil || ttl <= 0 || ttl > MaxLevelTTL {
+		if err != nil || ttl <= 0 || ttl > maxLevelTTL {
 			return LevelRequest{}, errors.New(`"ttl" must be a positive Go duration up to 168h, like "10m"`)
 		}
 		req.TTL = ttl
@@ -70,10 +70,10 @@ func ParseLevelRequest(body []byte) (LevelRequest, error) {
 	return req, nil
 }
 
-// ValidLoggerName reports whether s may name a logger in the admin API: ""
+// validLoggerName reports whether s may name a logger in the admin API: ""
 // (global) or dotted segments of letters, digits, "_", "-" and "/", at most
 // 128 bytes.
-func ValidLoggerName(s string) bool {
+func validLoggerName(s string) bool {
 	if len(s) > 128 {
 		return false
 	}

@@ -16,7 +16,7 @@ func TestParseLevelRequest(t *testing.T) {
 		{` {"level":"WARN","logger":"db.pool","ttl":"10m"} ` + "\n", LevelRequest{Level: slog.LevelWarn, Logger: "db.pool", TTL: 10 * time.Minute}},
 		{`{"level":"error","logger":"","ttl":""}`, LevelRequest{Level: slog.LevelError}},
 		{`{"ttl":"1h30m","level":"info","logger":"api/v1"}`, LevelRequest{Level: slog.LevelInfo, Logger: "api/v1", TTL: 90 * time.Minute}},
-		{`{"level":"info","ttl":"168h"}`, LevelRequest{Level: slog.LevelInfo, TTL: MaxLevelTTL}},
+		{`{"level":"info","ttl":"168h"}`, LevelRequest{Level: slog.LevelInfo, TTL: maxLevelTTL}},
 	}
 	for _, tc := range ok {
 		got, err := ParseLevelRequest([]byte(tc.body))

@@ -82,6 +82,6 @@ func NewLoggerProvider(ctx context.Context, c OTLPConfig) (*Provider, error) {
 		opts = append(opts, sdklog.WithResource(c.Resource))
 	}
 	lp := sdklog.NewLoggerProvider(opts...)
-	bp.convert = otelslog.NewHandler(Scope, otelslog.WithLoggerProvider(lp))
+	bp.convert = otelslog.NewHandler(scope, otelslog.WithLoggerProvider(lp))
 	return &Provider{LoggerProvider: lp, batch: bp}, nil
 }

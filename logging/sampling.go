@@ -164,7 +164,7 @@ func (s *sampler) keep(ctx context.Context, l slog.Level) bool {
 	if rate >= 1 {
 		return true
 	}
-	if debugActive.Load() > 0 && DebugEnabled(ctx) {
+	if debugActive.Load() > 0 && debugEnabled(ctx) {
 		return true
 	}
 	sc := trace.SpanContextFromContext(ctx)
@@ -199,7 +199,7 @@ func (s *sampler) annotation(ctx context.Context, l slog.Level) *float64 {
 	if sc := trace.SpanContextFromContext(ctx); *rate >= 1 || sc.IsSampled() || evidence.LogsKept(sc.TraceID()) || evidence.LinesKept(ctx) {
 		return nil
 	}
-	if debugActive.Load() > 0 && DebugEnabled(ctx) {
+	if debugActive.Load() > 0 && debugEnabled(ctx) {
 		return nil
 	}
 	return rate

@@ -12,8 +12,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// DefaultMaxValueBytes is the default limit of one string value.
-const DefaultMaxValueBytes = 16 << 10
+// defaultMaxValueBytes is the default limit of one string value.
+const defaultMaxValueBytes = 16 << 10
 
 // maxDepth bounds group nesting, so a LogValuer that returns a group holding
 // itself ends in a marker instead of a stack overflow.
@@ -87,7 +87,7 @@ func newLineWriter(o *Options) *lineWriter {
 	}
 	max := o.MaxValueBytes
 	if max == 0 {
-		max = DefaultMaxValueBytes
+		max = defaultMaxValueBytes
 	} else if max < 0 {
 		max = 0
 	}

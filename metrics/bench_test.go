@@ -1,11 +1,10 @@
-package metrics_test
+package metrics
 
 import (
 	"fmt"
 	"testing"
 	"time"
 
-	"github.com/observekit/observe/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -13,7 +12,7 @@ import (
 // The hot path: one finished request recorded, as the middleware does.
 
 func BenchmarkHTTPServerObserve(b *testing.B) {
-	m := newMetrics(b, metrics.Config{})
+	m := newMetrics(b, Config{})
 	b.ReportAllocs()
 	for b.Loop() {
 		m.HTTPServer.Observe("GET", "/users/{id}", 200, 3*time.Millisecond, trace.SpanContext{})
@@ -21,7 +20,7 @@ func BenchmarkHTTPServerObserve(b *testing.B) {
 }
 
 func BenchmarkHTTPServerObserveWithSizes(b *testing.B) {
-	m := newMetrics(b, metrics.Config{})
+	m := newMetrics(b, Config{})
 	b.ReportAllocs()
 	for b.Loop() {
 		m.HTTPServer.ObserveWithSizes("GET", "/users/{id}", 200, 3*time.Millisecond, 0, 512, trace.SpanContext{})
@@ -31,7 +30,7 @@ func BenchmarkHTTPServerObserveWithSizes(b *testing.B) {
 // BenchmarkHTTPServerObserveSampled: every request sampled; the exemplar
 // gate lets one per bucket per second through.
 func BenchmarkHTTPServerObserveSampled(b *testing.B) {
-	m := newMetrics(b, metrics.Config{})
+	m := newMetrics(b, Config{})
 	b.ReportAllocs()
 	for b.Loop() {
 		m.HTTPServer.ObserveWithSizes("GET", "/users/{id}", 200, 3*time.Millisecond, 0, 512, sampled)
@@ -41,7 +40,7 @@ func BenchmarkHTTPServerObserveSampled(b *testing.B) {
 // BenchmarkHTTPServerObserveEveryExemplar is the cost of an exemplar itself
 // (client_golang builds one per call): what the gate saves.
 func BenchmarkHTTPServerObserveEveryExemplar(b *testing.B) {
-	m := newMetrics(b, metrics.Config{ExemplarInterval: time.Nanosecond})
+	m := newMetrics(b, Config{ExemplarInterval: time.Nanosecond})
 	b.ReportAllocs()
 	for b.Loop() {
 		m.HTTPServer.Observe("GET", "/users/{id}", 200, 3*time.Millisecond, sampled)
@@ -49,7 +48,7 @@ func BenchmarkHTTPServerObserveEveryExemplar(b *testing.B) {
 }
 
 func BenchmarkHTTPServerObserveNative(b *testing.B) {
-	m := newMetrics(b, metrics.Config{NativeHistograms: true})
+	m := newMetrics(b, Config{NativeHistograms: true})
 	b.ReportAllocs()
 	for b.Loop() {
 		m.HTTPServer.Observe("GET", "/users/{id}", 200, 3*time.Millisecond, trace.SpanContext{})
@@ -59,7 +58,7 @@ func BenchmarkHTTPServerObserveNative(b *testing.B) {
 // BenchmarkHTTPServerObserveOverflow: a metric past its limit, a new route
 // every time (a scan): no lock, no allocation, no new series.
 func BenchmarkHTTPServerObserveOverflow(b *testing.B) {
-	m := newMetrics(b, metrics.Config{SeriesLimit: 10})
+	m := newMetrics(b, Config{SeriesLimit: 10})
 	routes := make([]string, 1024)
 	for i := range routes {
 		routes[i] = fmt.Sprintf("/r/%d", i)
@@ -73,7 +72,7 @@ func BenchmarkHTTPServerObserveOverflow(b *testing.B) {
 }
 
 func BenchmarkHTTPServerObserveParallel(b *testing.B) {
-	m := newMetrics(b, metrics.Config{})
+	m := newMetrics(b, Config{})
 	routes := []string{"/users/{id}", "/orders", "/orders/{id}", "/health"}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -86,7 +85,7 @@ func BenchmarkHTTPServerObserveParallel(b *testing.B) {
 }
 
 func BenchmarkRPCObserve(b *testing.B) {
-	m := newMetrics(b, metrics.Config{})
+	m := newMetrics(b, Config{})
 	b.ReportAllocs()
 	for b.Loop() {
 		m.RPCServer.Observe("/helloworld.Greeter/SayHello", 0, 3*time.Millisecond, trace.SpanContext{})
@@ -94,7 +93,7 @@ func BenchmarkRPCObserve(b *testing.B) {
 }
 
 func BenchmarkHTTPClientObserve(b *testing.B) {
-	m := newMetrics(b, metrics.Config{})
+	m := newMetrics(b, Config{})
 	b.ReportAllocs()
 	for b.Loop() {
 		m.HTTPClient.ObserveWithSizes("GET", "api.example.com", 200, 3*time.Millisecond, -1, 512, trace.SpanContext{})
@@ -105,7 +104,7 @@ func BenchmarkHTTPClientObserve(b *testing.B) {
 // values resolved per call: the reference the cache is measured against.
 func BenchmarkClientGolangHistogramVec(b *testing.B) {
 	reg := prometheus.NewRegistry()
-	vec := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "d", Buckets: metrics.DefaultDurationBuckets},
+	vec := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "d", Buckets: DefaultDurationBuckets},
 		[]string{"http_request_method", "http_route", "http_response_status_code"})
 	reg.MustRegister(vec)
 	b.ReportAllocs()

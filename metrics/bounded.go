@@ -12,7 +12,7 @@ import (
 //
 // Reads are a lock-free lookup in an immutable map; a new series copies the
 // map under a mutex. That is O(n) per new series, but there are at most
-// limit+OverflowReserve+1 of them, created once each, and it keeps the hot
+// limit+overflowReserve+1 of them, created once each, and it keeps the hot
 // path free of locks, interface boxing and allocations.
 type bounded[K comparable, S any] struct {
 	m        atomic.Pointer[map[K]*S]
@@ -77,7 +77,7 @@ func (b *bounded[K, S]) add(k K, overflow bool) *S {
 		return s
 	}
 	if overflow {
-		if b.extra >= OverflowReserve && k != b.allOther {
+		if b.extra >= overflowReserve && k != b.allOther {
 			if s := old[b.allOther]; s != nil {
 				return s
 			}

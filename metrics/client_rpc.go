@@ -23,14 +23,14 @@ type httpClientKey struct {
 
 func newHTTPClient(m *Metrics) (*HTTPClient, error) {
 	vecs, err := newHTTPVecs(m, []string{"http_request_method", "server_address", "http_response_status_code"},
-		HTTPClientDuration, "Duration of HTTP client requests.",
-		HTTPClientRequestSize, "Size of HTTP client request bodies.",
-		HTTPClientResponseSize, "Size of HTTP client response bodies.")
+		httpClientDuration, "Duration of HTTP client requests.",
+		httpClientRequestSize, "Size of HTTP client request bodies.",
+		httpClientResponseSize, "Size of HTTP client response bodies.")
 	if err != nil {
 		return nil, err
 	}
 	c := &HTTPClient{}
-	c.series = newBounded(m.cfg.SeriesLimit, m.overflow.WithLabelValues(HTTPClientDuration),
+	c.series = newBounded(m.cfg.SeriesLimit, m.overflow.WithLabelValues(httpClientDuration),
 		httpClientKey{server: otherSentinel, status: -1, method: otherMethod},
 		func(k httpClientKey) httpClientKey { k.server = cleanFree(k.server); return k },
 		func(k httpClientKey) *httpSeries {
@@ -39,9 +39,9 @@ func newHTTPClient(m *Metrics) (*HTTPClient, error) {
 	return c, nil
 }
 
-// Observe records one finished client request without body sizes. See
+// observe records one finished client request without body sizes. See
 // ObserveWithSizes.
-func (c *HTTPClient) Observe(method, serverAddress string, status int, d time.Duration, sc trace.SpanContext) {
+func (c *HTTPClient) observe(method, serverAddress string, status int, d time.Duration, sc trace.SpanContext) {
 	c.ObserveWithSizes(method, serverAddress, status, d, -1, -1, sc)
 }
 
@@ -62,8 +62,8 @@ func (c *HTTPClient) ObserveWithSizes(method, serverAddress string, status int, 
 	se.observe(d, reqBytes, respBytes, sc)
 }
 
-// Series reports how many series the duration histogram holds.
-func (c *HTTPClient) Series() int { return c.series.Len() }
+// seriesCount reports how many series the duration histogram holds.
+func (c *HTTPClient) seriesCount() int { return c.series.Len() }
 
 // RPC holds rpc_server_call_duration_seconds or rpc_client_call_duration_seconds.
 type RPC struct {

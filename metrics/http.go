@@ -11,12 +11,12 @@ import (
 // Metric names of the HTTP instruments.
 const (
 	HTTPServerDuration     = "http_server_request_duration_seconds"
-	HTTPServerActive       = "http_server_active_requests"
-	HTTPServerRequestSize  = "http_server_request_body_size_bytes"
-	HTTPServerResponseSize = "http_server_response_body_size_bytes"
-	HTTPClientDuration     = "http_client_request_duration_seconds"
-	HTTPClientRequestSize  = "http_client_request_body_size_bytes"
-	HTTPClientResponseSize = "http_client_response_body_size_bytes"
+	httpServerActive       = "http_server_active_requests"
+	httpServerRequestSize  = "http_server_request_body_size_bytes"
+	httpServerResponseSize = "http_server_response_body_size_bytes"
+	httpClientDuration     = "http_client_request_duration_seconds"
+	httpClientRequestSize  = "http_client_request_body_size_bytes"
+	httpClientResponseSize = "http_client_response_body_size_bytes"
 )
 
 // otherSentinel marks an _OTHER free-form value (route, server address, RPC
@@ -133,13 +133,13 @@ type httpServerKey struct {
 func newHTTPServer(m *Metrics) (*HTTPServer, error) {
 	vecs, err := newHTTPVecs(m, []string{"http_request_method", "http_route", "http_response_status_code"},
 		HTTPServerDuration, "Duration of HTTP server requests.",
-		HTTPServerRequestSize, "Size of HTTP server request bodies (Content-Length, or the bytes the handler read).",
-		HTTPServerResponseSize, "Size of HTTP server response bodies (bytes written by the handler).")
+		httpServerRequestSize, "Size of HTTP server request bodies (Content-Length, or the bytes the handler read).",
+		httpServerResponseSize, "Size of HTTP server response bodies (bytes written by the handler).")
 	if err != nil {
 		return nil, err
 	}
 	active := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name:        HTTPServerActive,
+		Name:        httpServerActive,
 		Help:        "Number of active HTTP server requests.",
 		ConstLabels: m.cfg.ConstLabels,
 	}, []string{"http_request_method"})

@@ -12,7 +12,7 @@
 // its unbounded label (route, server_address, rpc_method) and counted in
 // observe_metric_overflow_total{metric}; past a further small reserve of
 // overflow series every label becomes _OTHER. No request input can make a
-// metric hold more than SeriesLimit+OverflowReserve+1 series.
+// metric hold more than SeriesLimit+overflowReserve+1 series.
 package metrics
 
 import (
@@ -33,22 +33,22 @@ import (
 // boundaries (seconds) for http.server.request.duration and friends.
 var DefaultDurationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
 
-// DefaultSizeBuckets are the bucket boundaries (bytes) of the body size
+// defaultSizeBuckets are the bucket boundaries (bytes) of the body size
 // histograms: powers of four from 64 B to 64 MiB. The semantic conventions
 // give no advice for sizes.
-var DefaultSizeBuckets = []float64{0, 64, 256, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20}
+var defaultSizeBuckets = []float64{0, 64, 256, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20}
 
-// DefaultSeriesLimit is the per-metric series cap.
-const DefaultSeriesLimit = 1000
+// defaultSeriesLimit is the per-metric series cap.
+const defaultSeriesLimit = 1000
 
-// OverflowReserve is how many extra series a metric may create past its
+// overflowReserve is how many extra series a metric may create past its
 // series limit to keep the bounded labels (method, status code) of the
 // overflowed observations; past it, every label is _OTHER.
-const OverflowReserve = 64
+const overflowReserve = 64
 
-// DefaultExemplarInterval is how often, at most, a histogram bucket of one
+// defaultExemplarInterval is how often, at most, a histogram bucket of one
 // series takes a new exemplar.
-const DefaultExemplarInterval = time.Second
+const defaultExemplarInterval = time.Second
 
 // Other is the label value recorded for anything outside the bounded set.
 const Other = "_OTHER"
@@ -61,7 +61,7 @@ const maxLabelLen = 256
 type Config struct {
 	// DurationBuckets overrides DefaultDurationBuckets (seconds).
 	DurationBuckets []float64
-	// SizeBuckets overrides DefaultSizeBuckets (bytes).
+	// SizeBuckets overrides defaultSizeBuckets (bytes).
 	SizeBuckets []float64
 	// SeriesLimit caps the label combinations per metric (default 1000).
 	SeriesLimit int
@@ -74,7 +74,7 @@ type Config struct {
 	// without scrape_classic_histograms, ignores the classic buckets).
 	NativeHistograms bool
 	// ExemplarInterval is how often, at most, one bucket of one series takes
-	// a new exemplar (default DefaultExemplarInterval). Prometheus keeps one
+	// a new exemplar (default defaultExemplarInterval). Prometheus keeps one
 	// exemplar per bucket per scrape, so more would be wasted work.
 	ExemplarInterval time.Duration
 	// DisableRuntimeCollectors leaves out the Go runtime and process collectors.
@@ -106,7 +106,7 @@ func New(cfg Config) (*Metrics, error) {
 		cfg.DurationBuckets = DefaultDurationBuckets
 	}
 	if len(cfg.SizeBuckets) == 0 {
-		cfg.SizeBuckets = DefaultSizeBuckets
+		cfg.SizeBuckets = defaultSizeBuckets
 	}
 	for _, b := range [][]float64{cfg.DurationBuckets, cfg.SizeBuckets} {
 		for i := 1; i < len(b); i++ {
@@ -116,10 +116,10 @@ func New(cfg Config) (*Metrics, error) {
 		}
 	}
 	if cfg.SeriesLimit <= 0 {
-		cfg.SeriesLimit = DefaultSeriesLimit
+		cfg.SeriesLimit = defaultSeriesLimit
 	}
 	if cfg.ExemplarInterval <= 0 {
-		cfg.ExemplarInterval = DefaultExemplarInterval
+		cfg.ExemplarInterval = defaultExemplarInterval
 	}
 	reg := prometheus.NewRegistry()
 	m := &Metrics{reg: reg, otel: &otelGatherer{}, cfg: cfg}

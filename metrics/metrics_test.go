@@ -1,4 +1,4 @@
-package metrics_test
+package metrics
 
 import (
 	"fmt"
@@ -12,17 +12,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/observekit/observe/metrics"
 	dto "github.com/prometheus/client_model/go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/resource"
 	"go.opentelemetry.io/otel/trace"
 )
 
-func newMetrics(t testing.TB, cfg metrics.Config) *metrics.Metrics {
+func newMetrics(t testing.TB, cfg Config) *Metrics {
 	t.Helper()
 	cfg.DisableRuntimeCollectors = true
-	m, err := metrics.New(cfg)
+	m, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +29,7 @@ func newMetrics(t testing.TB, cfg metrics.Config) *metrics.Metrics {
 }
 
 // family gathers m and returns the named family (nil when absent).
-func family(t testing.TB, m *metrics.Metrics, name string) *dto.MetricFamily {
+func family(t testing.TB, m *Metrics, name string) *dto.MetricFamily {
 	t.Helper()
 	mfs, err := m.Gatherer().Gather()
 	if err != nil {
@@ -53,7 +52,7 @@ func labels(m *dto.Metric) map[string]string {
 }
 
 // series returns the label sets of a family, as "k=v,k=v" strings.
-func series(t testing.TB, m *metrics.Metrics, name string) map[string]*dto.Metric {
+func series(t testing.TB, m *Metrics, name string) map[string]*dto.Metric {
 	t.Helper()
 	out := map[string]*dto.Metric{}
 	mf := family(t, m, name)
@@ -70,7 +69,7 @@ func series(t testing.TB, m *metrics.Metrics, name string) map[string]*dto.Metri
 	return out
 }
 
-func overflow(t testing.TB, m *metrics.Metrics, metric string) float64 {
+func overflow(t testing.TB, m *Metrics, metric string) float64 {
 	t.Helper()
 	mf := family(t, m, "observe_metric_overflow_total")
 	if mf == nil {
@@ -91,7 +90,7 @@ var sampled = trace.NewSpanContext(trace.SpanContextConfig{
 })
 
 func TestHTTPServerLabels(t *testing.T) {
-	m := newMetrics(t, metrics.Config{})
+	m := newMetrics(t, Config{})
 	s := m.HTTPServer
 	s.Observe("GET", "/users/{id}", 200, 10*time.Millisecond, trace.SpanContext{})
 	s.Observe("BREW", "/users/{id}", 200, time.Millisecond, trace.SpanContext{})    // odd method
@@ -104,7 +103,7 @@ func TestHTTPServerLabels(t *testing.T) {
 	s.Observe("POST", "/upload", 201, time.Millisecond, trace.SpanContext{})        // no sizes
 	s.ObserveWithSizes("POST", "/upload", 201, time.Millisecond, 1000, 12, sampled) // sizes
 
-	got := series(t, m, metrics.HTTPServerDuration)
+	got := series(t, m, HTTPServerDuration)
 	want := []string{
 		"http_request_method=GET,http_response_status_code=200,http_route=/users/{id}",
 		"http_request_method=_OTHER,http_response_status_code=200,http_route=/users/{id}",
@@ -130,11 +129,11 @@ func TestHTTPServerLabels(t *testing.T) {
 	if c := got["http_request_method=GET,http_response_status_code=200,http_route=_OTHER"].GetHistogram().GetSampleCount(); c != 2 {
 		t.Errorf("_OTHER route count = %d, want 2", c)
 	}
-	if n := overflow(t, m, metrics.HTTPServerDuration); n != 0 {
+	if n := overflow(t, m, HTTPServerDuration); n != 0 {
 		t.Errorf("overflow = %v, want 0: bad values are _OTHER by design, not overflow", n)
 	}
-	req := series(t, m, metrics.HTTPServerRequestSize)["http_request_method=POST,http_response_status_code=201,http_route=/upload"]
-	resp := series(t, m, metrics.HTTPServerResponseSize)["http_request_method=POST,http_response_status_code=201,http_route=/upload"]
+	req := series(t, m, httpServerRequestSize)["http_request_method=POST,http_response_status_code=201,http_route=/upload"]
+	resp := series(t, m, httpServerResponseSize)["http_request_method=POST,http_response_status_code=201,http_route=/upload"]
 	if req.GetHistogram().GetSampleCount() != 1 || req.GetHistogram().GetSampleSum() != 1000 {
 		t.Errorf("request size: %v", req.GetHistogram())
 	}
@@ -153,11 +152,11 @@ func keys[V any](m map[string]V) []string {
 
 func TestHTTPServerSeriesLimit(t *testing.T) {
 	const limit = 20
-	m := newMetrics(t, metrics.Config{SeriesLimit: limit})
+	m := newMetrics(t, Config{SeriesLimit: limit})
 	for i := range 100 {
 		m.HTTPServer.Observe("GET", fmt.Sprintf("/r%d", i), 200, time.Millisecond, trace.SpanContext{})
 	}
-	got := series(t, m, metrics.HTTPServerDuration)
+	got := series(t, m, HTTPServerDuration)
 	if len(got) != limit+1 {
 		t.Fatalf("got %d series, want %d (limit + the _OTHER route)", len(got), limit+1)
 	}
@@ -165,24 +164,24 @@ func TestHTTPServerSeriesLimit(t *testing.T) {
 	if c := other.GetHistogram().GetSampleCount(); c != 80 {
 		t.Errorf("_OTHER route holds %d observations, want 80", c)
 	}
-	if n := overflow(t, m, metrics.HTTPServerDuration); n != 80 {
+	if n := overflow(t, m, HTTPServerDuration); n != 80 {
 		t.Errorf("observe_metric_overflow_total = %v, want 80", n)
 	}
 	// An existing series keeps working past the limit.
 	m.HTTPServer.Observe("GET", "/r1", 200, time.Millisecond, trace.SpanContext{})
-	if c := series(t, m, metrics.HTTPServerDuration)["http_request_method=GET,http_response_status_code=200,http_route=/r1"].GetHistogram().GetSampleCount(); c != 2 {
+	if c := series(t, m, HTTPServerDuration)["http_request_method=GET,http_response_status_code=200,http_route=/r1"].GetHistogram().GetSampleCount(); c != 2 {
 		t.Errorf("/r1 count = %d, want 2", c)
 	}
 	// The size histograms follow the duration's series, created when a
 	// size is first known.
-	if n := len(series(t, m, metrics.HTTPServerRequestSize)); n != 0 {
+	if n := len(series(t, m, httpServerRequestSize)); n != 0 {
 		t.Errorf("request size series = %d before any size, want 0", n)
 	}
 	m.HTTPServer.ObserveWithSizes("GET", "/new", 200, time.Millisecond, 1, 1, trace.SpanContext{})
-	if n := len(series(t, m, metrics.HTTPServerRequestSize)); n != 1 {
+	if n := len(series(t, m, httpServerRequestSize)); n != 1 {
 		t.Errorf("request size series = %d, want 1", n)
 	}
-	if _, ok := series(t, m, metrics.HTTPServerRequestSize)["http_request_method=GET,http_response_status_code=200,http_route=_OTHER"]; !ok {
+	if _, ok := series(t, m, httpServerRequestSize)["http_request_method=GET,http_response_status_code=200,http_route=_OTHER"]; !ok {
 		t.Error("request size of an overflowed request is not under _OTHER")
 	}
 }
@@ -191,7 +190,7 @@ func TestHTTPServerSeriesLimit(t *testing.T) {
 // one metric: it never holds more than limit + OverflowReserve + 1 series.
 func TestSeriesHardBound(t *testing.T) {
 	const limit = 10
-	m := newMetrics(t, metrics.Config{SeriesLimit: limit})
+	m := newMetrics(t, Config{SeriesLimit: limit})
 	methods := []string{"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "BREW"}
 	var wg sync.WaitGroup
 	for g := range 4 {
@@ -201,22 +200,22 @@ func TestSeriesHardBound(t *testing.T) {
 			r := rand.New(rand.NewPCG(uint64(g), 1))
 			for range 20000 {
 				m.HTTPServer.Observe(methods[r.IntN(len(methods))], fmt.Sprintf("/p/%d", r.Int()), 100+r.IntN(520), time.Millisecond, trace.SpanContext{})
-				m.HTTPClient.Observe(methods[r.IntN(len(methods))], fmt.Sprintf("h%d.example", r.Int()), r.IntN(700), time.Millisecond, trace.SpanContext{})
+				m.HTTPClient.observe(methods[r.IntN(len(methods))], fmt.Sprintf("h%d.example", r.Int()), r.IntN(700), time.Millisecond, trace.SpanContext{})
 				m.RPCServer.Observe(fmt.Sprintf("pkg.S%d/M", r.Int()), uint32(r.IntN(20)), time.Millisecond, trace.SpanContext{})
 			}
 		}()
 	}
 	wg.Wait()
 	for name, n := range map[string]int{
-		metrics.HTTPServerDuration:         m.HTTPServer.Series(),
-		metrics.HTTPClientDuration:         m.HTTPClient.Series(),
+		HTTPServerDuration:                 m.HTTPServer.Series(),
+		httpClientDuration:                 m.HTTPClient.seriesCount(),
 		"rpc_server_call_duration_seconds": m.RPCServer.Series(),
 	} {
 		if got := len(series(t, m, name)); got != n {
 			t.Errorf("%s: Series() = %d, exposed %d", name, n, got)
 		}
-		if n > limit+metrics.OverflowReserve+1 {
-			t.Errorf("%s holds %d series, above the bound %d", name, n, limit+metrics.OverflowReserve+1)
+		if n > limit+overflowReserve+1 {
+			t.Errorf("%s holds %d series, above the bound %d", name, n, limit+overflowReserve+1)
 		}
 		if _, ok := labelsHaving(series(t, m, name), "_OTHER"); !ok {
 			t.Errorf("%s: no _OTHER series", name)
@@ -235,18 +234,18 @@ func labelsHaving(s map[string]*dto.Metric, v string) (string, bool) {
 
 func TestHTTPClientServerAddressCap(t *testing.T) {
 	const limit = 5
-	m := newMetrics(t, metrics.Config{SeriesLimit: limit})
+	m := newMetrics(t, Config{SeriesLimit: limit})
 	for i := range 50 {
-		m.HTTPClient.Observe("GET", fmt.Sprintf("api%d.example.com", i), 200, time.Millisecond, trace.SpanContext{})
+		m.HTTPClient.observe("GET", fmt.Sprintf("api%d.example.com", i), 200, time.Millisecond, trace.SpanContext{})
 	}
-	got := series(t, m, metrics.HTTPClientDuration)
+	got := series(t, m, httpClientDuration)
 	if len(got) != limit+1 {
 		t.Fatalf("got %d series, want %d: %v", len(got), limit+1, keys(got))
 	}
 	if c := got["http_request_method=GET,http_response_status_code=200,server_address=_OTHER"].GetHistogram().GetSampleCount(); c != 45 {
 		t.Errorf("_OTHER server_address holds %d, want 45", c)
 	}
-	if n := overflow(t, m, metrics.HTTPClientDuration); n != 45 {
+	if n := overflow(t, m, httpClientDuration); n != 45 {
 		t.Errorf("overflow = %v, want 45", n)
 	}
 }
@@ -255,11 +254,11 @@ func TestHTTPClientServerAddressCap(t *testing.T) {
 // out, connection refused) is recorded with an empty status code, apart
 // from the 5xx a server answered.
 func TestHTTPClientNoResponse(t *testing.T) {
-	m := newMetrics(t, metrics.Config{})
+	m := newMetrics(t, Config{})
 	m.HTTPClient.ObserveWithSizes("POST", "api.example.com", 0, time.Millisecond, 10, -1, trace.SpanContext{})
-	m.HTTPClient.Observe("POST", "api.example.com", 503, time.Millisecond, trace.SpanContext{})
-	m.HTTPClient.Observe("POST", "api.example.com", 1000, time.Millisecond, trace.SpanContext{})
-	got := series(t, m, metrics.HTTPClientDuration)
+	m.HTTPClient.observe("POST", "api.example.com", 503, time.Millisecond, trace.SpanContext{})
+	m.HTTPClient.observe("POST", "api.example.com", 1000, time.Millisecond, trace.SpanContext{})
+	got := series(t, m, httpClientDuration)
 	for _, w := range []string{
 		"http_request_method=POST,http_response_status_code=,server_address=api.example.com",
 		"http_request_method=POST,http_response_status_code=503,server_address=api.example.com",
@@ -269,21 +268,21 @@ func TestHTTPClientNoResponse(t *testing.T) {
 			t.Errorf("want one observation in %s; have %v", w, keys(got))
 		}
 	}
-	resp := series(t, m, metrics.HTTPClientResponseSize)
+	resp := series(t, m, httpClientResponseSize)
 	if c := resp["http_request_method=POST,http_response_status_code=,server_address=api.example.com"].GetHistogram().GetSampleCount(); c != 0 {
 		t.Errorf("unknown response size recorded %d times", c)
 	}
 }
 
 func TestRPCMethods(t *testing.T) {
-	m := newMetrics(t, metrics.Config{SeriesLimit: 50})
+	m := newMetrics(t, Config{SeriesLimit: 50})
 	r := m.RPCServer
 	r.Observe("/helloworld.Greeter/SayHello", 0, time.Millisecond, trace.SpanContext{})
 	r.Observe("helloworld.Greeter/SayHello", 5, time.Millisecond, trace.SpanContext{})
 	r.Observe("helloworld.Greeter/SayHello", 13, time.Millisecond, trace.SpanContext{}) // a panic
 	r.Observe("helloworld.Greeter/SayHello", 1, time.Millisecond, trace.SpanContext{})  // canceled by the client
 	r.Observe("helloworld.Greeter/SayHello", 99, time.Millisecond, trace.SpanContext{}) // not a code
-	r.Observe(metrics.Other, 12, time.Millisecond, trace.SpanContext{})
+	r.Observe(Other, 12, time.Millisecond, trace.SpanContext{})
 	r.Observe("not a method", 12, time.Millisecond, trace.SpanContext{})
 	r.Observe("/a.B/\xff", 12, time.Millisecond, trace.SpanContext{})
 	got := series(t, m, "rpc_server_call_duration_seconds")
@@ -311,7 +310,7 @@ func TestRPCMethods(t *testing.T) {
 // 1000 made-up methods adds one series and overflows nothing; the methods
 // served keep their own series.
 func TestRPCUnknownMethodsBounded(t *testing.T) {
-	m := newMetrics(t, metrics.Config{})
+	m := newMetrics(t, Config{})
 	known := map[string]bool{"helloworld.Greeter/SayHello": true}
 	m.RPCServer.SetKnownMethods(func(s string) bool { return known[s] })
 	m.RPCServer.Observe("/helloworld.Greeter/SayHello", 0, time.Millisecond, trace.SpanContext{})
@@ -332,8 +331,8 @@ func TestRPCUnknownMethodsBounded(t *testing.T) {
 	for i := range 3000 {
 		m.RPCClient.Observe(fmt.Sprintf("scan.Service%d/Method", i), 0, time.Millisecond, trace.SpanContext{})
 	}
-	if n := m.RPCClient.Series(); n != metrics.DefaultSeriesLimit+1 {
-		t.Errorf("client series = %d, want %d", n, metrics.DefaultSeriesLimit+1)
+	if n := m.RPCClient.Series(); n != defaultSeriesLimit+1 {
+		t.Errorf("client series = %d, want %d", n, defaultSeriesLimit+1)
 	}
 	if n := overflow(t, m, "rpc_client_call_duration_seconds"); n != 2000 {
 		t.Errorf("client overflow = %v, want 2000", n)
@@ -341,7 +340,7 @@ func TestRPCUnknownMethodsBounded(t *testing.T) {
 }
 
 func TestExemplars(t *testing.T) {
-	m := newMetrics(t, metrics.Config{ExemplarInterval: time.Hour})
+	m := newMetrics(t, Config{ExemplarInterval: time.Hour})
 	m.HTTPServer.Observe("GET", "/a", 200, 3*time.Millisecond, sampled)
 	unsampled := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}})
 	m.HTTPServer.Observe("GET", "/a", 200, 30*time.Millisecond, unsampled)
@@ -351,7 +350,7 @@ func TestExemplars(t *testing.T) {
 	// Another bucket: its own exemplar.
 	m.HTTPServer.Observe("GET", "/a", 200, 2*time.Second, other)
 
-	h := series(t, m, metrics.HTTPServerDuration)["http_request_method=GET,http_response_status_code=200,http_route=/a"].GetHistogram()
+	h := series(t, m, HTTPServerDuration)["http_request_method=GET,http_response_status_code=200,http_route=/a"].GetHistogram()
 	var ex []map[string]string
 	for _, b := range h.GetBucket() {
 		if e := b.GetExemplar(); e != nil {
@@ -374,8 +373,8 @@ func TestExemplars(t *testing.T) {
 	}
 	// RPC and client durations carry exemplars too.
 	m.RPCClient.Observe("a.B/C", 0, time.Millisecond, sampled)
-	m.HTTPClient.Observe("GET", "a.example", 200, time.Millisecond, sampled)
-	for _, name := range []string{"rpc_client_call_duration_seconds", metrics.HTTPClientDuration} {
+	m.HTTPClient.observe("GET", "a.example", 200, time.Millisecond, sampled)
+	for _, name := range []string{"rpc_client_call_duration_seconds", httpClientDuration} {
 		n := 0
 		for _, s := range series(t, m, name) {
 			for _, b := range s.GetHistogram().GetBucket() {
@@ -401,7 +400,7 @@ func labelPairs(lps []*dto.LabelPair) map[string]string {
 // TestExemplarConcurrent hammers one series with sampled observations from
 // many goroutines: no panic, no race, every observation counted.
 func TestExemplarConcurrent(t *testing.T) {
-	m := newMetrics(t, metrics.Config{ExemplarInterval: time.Nanosecond})
+	m := newMetrics(t, Config{ExemplarInterval: time.Nanosecond})
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Add(1)
@@ -414,13 +413,13 @@ func TestExemplarConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if c := series(t, m, metrics.HTTPServerDuration)["http_request_method=GET,http_response_status_code=200,http_route=/"].GetHistogram().GetSampleCount(); c != 16000 {
+	if c := series(t, m, HTTPServerDuration)["http_request_method=GET,http_response_status_code=200,http_route=/"].GetHistogram().GetSampleCount(); c != 16000 {
 		t.Errorf("count = %d, want 16000", c)
 	}
 }
 
 func TestHandlerNegotiation(t *testing.T) {
-	m := newMetrics(t, metrics.Config{})
+	m := newMetrics(t, Config{})
 	m.HTTPServer.Observe("GET", "/a", 200, 3*time.Millisecond, sampled)
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
@@ -466,11 +465,11 @@ func TestHandlerNegotiation(t *testing.T) {
 }
 
 func TestNativeHistograms(t *testing.T) {
-	m := newMetrics(t, metrics.Config{NativeHistograms: true})
+	m := newMetrics(t, Config{NativeHistograms: true})
 	for i := 1; i <= 100; i++ {
 		m.HTTPServer.ObserveWithSizes("GET", "/a", 200, time.Duration(i)*time.Millisecond, int64(i), int64(i*10), trace.SpanContext{})
 	}
-	for _, name := range []string{metrics.HTTPServerDuration, metrics.HTTPServerResponseSize} {
+	for _, name := range []string{HTTPServerDuration, httpServerResponseSize} {
 		h := series(t, m, name)["http_request_method=GET,http_response_status_code=200,http_route=/a"].GetHistogram()
 		if h.Schema == nil || len(h.GetPositiveSpan()) == 0 {
 			t.Errorf("%s: no native histogram (schema %v, spans %d)", name, h.Schema, len(h.GetPositiveSpan()))
@@ -479,38 +478,38 @@ func TestNativeHistograms(t *testing.T) {
 			t.Errorf("%s: classic buckets are gone", name)
 		}
 	}
-	m2 := newMetrics(t, metrics.Config{})
+	m2 := newMetrics(t, Config{})
 	m2.HTTPServer.Observe("GET", "/a", 200, time.Millisecond, trace.SpanContext{})
-	if h := series(t, m2, metrics.HTTPServerDuration)["http_request_method=GET,http_response_status_code=200,http_route=/a"].GetHistogram(); h.Schema != nil {
+	if h := series(t, m2, HTTPServerDuration)["http_request_method=GET,http_response_status_code=200,http_route=/a"].GetHistogram(); h.Schema != nil {
 		t.Error("native histogram without the option")
 	}
 }
 
 func TestBuckets(t *testing.T) {
-	m := newMetrics(t, metrics.Config{})
+	m := newMetrics(t, Config{})
 	m.HTTPServer.Observe("GET", "/a", 200, time.Millisecond, trace.SpanContext{})
 	var got []float64
-	for _, b := range series(t, m, metrics.HTTPServerDuration)["http_request_method=GET,http_response_status_code=200,http_route=/a"].GetHistogram().GetBucket() {
+	for _, b := range series(t, m, HTTPServerDuration)["http_request_method=GET,http_response_status_code=200,http_route=/a"].GetHistogram().GetBucket() {
 		got = append(got, b.GetUpperBound())
 	}
-	if fmt.Sprint(got) != fmt.Sprint(metrics.DefaultDurationBuckets) {
-		t.Errorf("buckets %v, want the semconv ones %v", got, metrics.DefaultDurationBuckets)
+	if fmt.Sprint(got) != fmt.Sprint(DefaultDurationBuckets) {
+		t.Errorf("buckets %v, want the semconv ones %v", got, DefaultDurationBuckets)
 	}
-	custom := newMetrics(t, metrics.Config{DurationBuckets: []float64{0.1, 1}})
+	custom := newMetrics(t, Config{DurationBuckets: []float64{0.1, 1}})
 	custom.RPCServer.Observe("a.B/C", 0, time.Millisecond, trace.SpanContext{})
 	if n := len(series(t, custom, "rpc_server_call_duration_seconds")["rpc_method=a.B/C,rpc_response_status_code=OK,rpc_system_name=grpc"].GetHistogram().GetBucket()); n != 2 {
 		t.Errorf("custom buckets: %d, want 2", n)
 	}
-	if _, err := metrics.New(metrics.Config{DurationBuckets: []float64{1, 0.5}}); err == nil {
+	if _, err := New(Config{DurationBuckets: []float64{1, 0.5}}); err == nil {
 		t.Error("unsorted buckets accepted")
 	}
 }
 
 func TestActiveRequests(t *testing.T) {
-	m := newMetrics(t, metrics.Config{})
+	m := newMetrics(t, Config{})
 	g := m.HTTPServer.Start("GET")
 	m.HTTPServer.Start("BREW")
-	got := series(t, m, metrics.HTTPServerActive)
+	got := series(t, m, httpServerActive)
 	if v := got["http_request_method=GET"].GetGauge().GetValue(); v != 1 {
 		t.Errorf("GET active = %v", v)
 	}
@@ -518,7 +517,7 @@ func TestActiveRequests(t *testing.T) {
 		t.Errorf("_OTHER active = %v", v)
 	}
 	g.Dec()
-	if v := series(t, m, metrics.HTTPServerActive)["http_request_method=GET"].GetGauge().GetValue(); v != 0 {
+	if v := series(t, m, httpServerActive)["http_request_method=GET"].GetGauge().GetValue(); v != 0 {
 		t.Errorf("GET active after Dec = %v", v)
 	}
 }
@@ -531,7 +530,7 @@ func TestTargetInfoAndBuildInfo(t *testing.T) {
 		attribute.String("9lives", "x"),
 		attribute.String("__reserved", "y"),
 	)
-	m := newMetrics(t, metrics.Config{Resource: res})
+	m := newMetrics(t, Config{Resource: res})
 	mf := family(t, m, "target_info")
 	if mf == nil || len(mf.GetMetric()) != 1 {
 		t.Fatalf("target_info: %v", mf)
@@ -552,7 +551,7 @@ func TestTargetInfoAndBuildInfo(t *testing.T) {
 }
 
 func TestSelfTelemetry(t *testing.T) {
-	m := newMetrics(t, metrics.Config{})
+	m := newMetrics(t, Config{})
 	// Before anything is wired: series counts and the limit only.
 	if family(t, m, "observe_spans_dropped_total") != nil {
 		t.Error("observe_spans_dropped_total without a source")
@@ -561,7 +560,7 @@ func TestSelfTelemetry(t *testing.T) {
 	for i := range 100 {
 		kinds[fmt.Sprintf("custom%d", i)] = 1
 	}
-	m.SetSelfTelemetry(metrics.SelfTelemetry{
+	m.SetSelfTelemetry(SelfTelemetry{
 		SpansDropped:    func() uint64 { return 7 },
 		LogsDropped:     func() uint64 { return 8 },
 		ProfilesDropped: func() uint64 { return 9 },
@@ -597,7 +596,7 @@ func TestSelfTelemetry(t *testing.T) {
 		t.Error("no _OTHER kind for the overflow and the bad key")
 	}
 	m.HTTPServer.Observe("GET", "/", 200, 0, trace.SpanContext{})
-	if v := series(t, m, "observe_metric_series")["metric="+metrics.HTTPServerDuration].GetGauge().GetValue(); v != 1 {
+	if v := series(t, m, "observe_metric_series")["metric="+HTTPServerDuration].GetGauge().GetValue(); v != 1 {
 		t.Errorf("observe_metric_series = %v, want 1", v)
 	}
 }

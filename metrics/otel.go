@@ -23,9 +23,9 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 )
 
-// InstrumentationName is the scope of observe's instruments when they are
+// instrumentationName is the scope of observe's instruments when they are
 // pushed over OTLP.
-const InstrumentationName = "github.com/observekit/observe/metrics"
+const instrumentationName = "github.com/observekit/observe/metrics"
 
 // MeterConfig configures NewMeterProvider.
 type MeterConfig struct {
@@ -113,8 +113,8 @@ func NewMeterProvider(ctx context.Context, m *Metrics, cfg MeterConfig) (*MeterP
 // MeterProvider returns the SDK provider, for otel.SetMeterProvider.
 func (p *MeterProvider) MeterProvider() *sdkmetric.MeterProvider { return p.mp }
 
-// ForceFlush pushes what is pending (nothing to do without OTLP).
-func (p *MeterProvider) ForceFlush(ctx context.Context) error { return p.mp.ForceFlush(ctx) }
+// forceFlush pushes what is pending (nothing to do without OTLP).
+func (p *MeterProvider) forceFlush(ctx context.Context) error { return p.mp.ForceFlush(ctx) }
 
 // Shutdown pushes a last time (with OTLP) and stops the provider by ctx's
 // deadline. It is idempotent; later calls return the first call's result.
@@ -161,12 +161,12 @@ func (e *countingExporter) Export(ctx context.Context, rm *metricdata.ResourceMe
 // semconv names observe's metrics carry over OTLP, by Prometheus name.
 var semconvMetrics = map[string]struct{ name, unit string }{
 	HTTPServerDuration:                 {"http.server.request.duration", "s"},
-	HTTPServerActive:                   {"http.server.active_requests", "{request}"},
-	HTTPServerRequestSize:              {"http.server.request.body.size", "By"},
-	HTTPServerResponseSize:             {"http.server.response.body.size", "By"},
-	HTTPClientDuration:                 {"http.client.request.duration", "s"},
-	HTTPClientRequestSize:              {"http.client.request.body.size", "By"},
-	HTTPClientResponseSize:             {"http.client.response.body.size", "By"},
+	httpServerActive:                   {"http.server.active_requests", "{request}"},
+	httpServerRequestSize:              {"http.server.request.body.size", "By"},
+	httpServerResponseSize:             {"http.server.response.body.size", "By"},
+	httpClientDuration:                 {"http.client.request.duration", "s"},
+	httpClientRequestSize:              {"http.client.request.body.size", "By"},
+	httpClientResponseSize:             {"http.client.response.body.size", "By"},
 	"rpc_server_call_duration_seconds": {"rpc.server.call.duration", "s"},
 	"rpc_client_call_duration_seconds": {"rpc.client.call.duration", "s"},
 }
@@ -191,7 +191,7 @@ type semconvProducer struct{ next sdkmetric.Producer }
 
 func (p *semconvProducer) Produce(ctx context.Context) ([]metricdata.ScopeMetrics, error) {
 	in, err := p.next.Produce(ctx)
-	own := metricdata.ScopeMetrics{Scope: instrumentation.Scope{Name: InstrumentationName}}
+	own := metricdata.ScopeMetrics{Scope: instrumentation.Scope{Name: instrumentationName}}
 	out := make([]metricdata.ScopeMetrics, 0, len(in)+1)
 	for _, sm := range in {
 		rest := sm

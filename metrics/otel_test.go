@@ -1,4 +1,4 @@
-package metrics_test
+package metrics
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/observekit/observe/metrics"
 	"go.opentelemetry.io/otel/attribute"
 	otelmetric "go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -34,8 +33,8 @@ func scrape(t *testing.T, h http.Handler) string {
 // TestMeterProviderPull: what user code records through the OpenTelemetry
 // API appears on the same /metrics as observe's instruments.
 func TestMeterProviderPull(t *testing.T) {
-	m := newMetrics(t, metrics.Config{})
-	mp, err := metrics.NewMeterProvider(context.Background(), m, metrics.MeterConfig{})
+	m := newMetrics(t, Config{})
+	mp, err := NewMeterProvider(context.Background(), m, MeterConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +57,7 @@ func TestMeterProviderPull(t *testing.T) {
 	}
 
 	// A second provider replaces the first on /metrics, no duplicate error.
-	mp2, err := metrics.NewMeterProvider(context.Background(), m, metrics.MeterConfig{})
+	mp2, err := NewMeterProvider(context.Background(), m, MeterConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,10 +135,10 @@ func attrMap(kvs []*commonpb.KeyValue) map[string]*commonpb.AnyValue {
 // convention names, units and attribute keys.
 func TestMeterProviderOTLPPush(t *testing.T) {
 	recv := newOTLPReceiver(t)
-	m := newMetrics(t, metrics.Config{Resource: resource.NewSchemaless(attribute.String("service.name", "checkout"))})
-	mp, err := metrics.NewMeterProvider(context.Background(), m, metrics.MeterConfig{
+	m := newMetrics(t, Config{Resource: resource.NewSchemaless(attribute.String("service.name", "checkout"))})
+	mp, err := NewMeterProvider(context.Background(), m, MeterConfig{
 		Resource: resource.NewSchemaless(attribute.String("service.name", "checkout")),
-		OTLP:     &metrics.OTLPConfig{Protocol: "http/protobuf", Endpoint: recv.srv.URL + "/v1/metrics"},
+		OTLP:     &OTLPConfig{Protocol: "http/protobuf", Endpoint: recv.srv.URL + "/v1/metrics"},
 		Interval: time.Hour,
 	})
 	if err != nil {
@@ -150,7 +149,7 @@ func TestMeterProviderOTLPPush(t *testing.T) {
 	m.HTTPServer.ObserveWithSizes("GET", "/users/{id}", 200, 20*time.Millisecond, 0, 512, sampled)
 	m.HTTPServer.Observe("GET", "", 404, time.Millisecond, trace.SpanContext{})
 	m.HTTPServer.Start("GET")
-	m.HTTPClient.Observe("GET", "api.example.com", 0, time.Millisecond, trace.SpanContext{})
+	m.HTTPClient.observe("GET", "api.example.com", 0, time.Millisecond, trace.SpanContext{})
 	m.RPCServer.Observe("helloworld.Greeter/SayHello", 5, time.Millisecond, trace.SpanContext{})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -178,11 +177,11 @@ func TestMeterProviderOTLPPush(t *testing.T) {
 		if mm.GetUnit() != unit {
 			t.Errorf("%s unit %q, want %q", name, mm.GetUnit(), unit)
 		}
-		if scopes[name] != metrics.InstrumentationName {
+		if scopes[name] != instrumentationName {
 			t.Errorf("%s scope %q", name, scopes[name])
 		}
 	}
-	for _, name := range []string{metrics.HTTPServerDuration, "target_info"} {
+	for _, name := range []string{HTTPServerDuration, "target_info"} {
 		if got[name] != nil {
 			t.Errorf("%s pushed under its Prometheus name", name)
 		}
@@ -242,13 +241,13 @@ func (failingExporter) Export(context.Context, *metricdata.ResourceMetrics) erro
 
 func TestMetricExportFailuresCounted(t *testing.T) {
 	exp := failingExporter{Exporter: nopExporter{}}
-	m := newMetrics(t, metrics.Config{})
-	mp, err := metrics.NewMeterProvider(context.Background(), m, metrics.MeterConfig{Exporter: exp, Interval: time.Hour})
+	m := newMetrics(t, Config{})
+	mp, err := NewMeterProvider(context.Background(), m, MeterConfig{Exporter: exp, Interval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer mp.Shutdown(context.Background())
-	if err := mp.ForceFlush(context.Background()); err == nil {
+	if err := mp.forceFlush(context.Background()); err == nil {
 		t.Fatal("ForceFlush succeeded with a failing exporter")
 	}
 	if v := series(t, m, "observe_export_failures_total")["signal=metrics"].GetCounter().GetValue(); v != 1 {

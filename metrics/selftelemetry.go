@@ -76,7 +76,7 @@ func (c *selfCollector) Collect(ch chan<- prometheus.Metric) {
 		n    int
 	}{
 		{HTTPServerDuration, m.HTTPServer.Series()},
-		{HTTPClientDuration, m.HTTPClient.Series()},
+		{httpClientDuration, m.HTTPClient.seriesCount()},
 		{"rpc_server_call_duration_seconds", m.RPCServer.Series()},
 		{"rpc_client_call_duration_seconds", m.RPCClient.Series()},
 	} {

@@ -15,7 +15,7 @@ import (
 // attribute that points a trace view at the span's profile (Grafana's
 // "span profiles" read exactly these names).
 const (
-	LabelSpanID   = "span_id"
+	labelSpanID   = "span_id"
 	LabelSpanName = "span_name"
 	LabelEndpoint = "endpoint"
 
@@ -124,9 +124,9 @@ type linkedSpan struct {
 func (s *linkedSpan) labels() pprof.LabelSet {
 	// Keys in sorted order: pprof.Labels takes its fast path.
 	if s.endpoint == "" {
-		return pprof.Labels(LabelSpanID, s.id, LabelSpanName, s.name)
+		return pprof.Labels(labelSpanID, s.id, LabelSpanName, s.name)
 	}
-	return pprof.Labels(LabelEndpoint, s.endpoint, LabelSpanID, s.id, LabelSpanName, s.name)
+	return pprof.Labels(LabelEndpoint, s.endpoint, labelSpanID, s.id, LabelSpanName, s.name)
 }
 
 // relabel applies the current labels to the calling goroutine. s.mu is held.

@@ -86,7 +86,7 @@ func TestLinkSpansLabelsSampledLocalRoot(t *testing.T) {
 
 	ctx, root := tr.Start(app, "GET /users/{id}", trace.WithSpanKind(trace.SpanKindServer))
 	id := root.SpanContext().SpanID().String()
-	want := map[string]string{"tenant": "acme", LabelSpanID: id, LabelSpanName: "GET /users/{id}", LabelEndpoint: "/users/{id}"}
+	want := map[string]string{"tenant": "acme", labelSpanID: id, LabelSpanName: "GET /users/{id}", LabelEndpoint: "/users/{id}"}
 	wantLabels(t, "goroutine during the root span", goroutineLabels(t), want)
 	wantLabels(t, "context of the root span", ctxLabels(ctx), want)
 	if trace.SpanFromContext(ctx) != root {
@@ -159,7 +159,7 @@ func TestLinkSpansLinksRecordedUnsampledRoots(t *testing.T) {
 	if span.SpanContext().IsSampled() || !span.IsRecording() {
 		t.Fatal("the sampler does not record-only")
 	}
-	if got := ctxLabels(ctx)[LabelSpanID]; got != span.SpanContext().SpanID().String() {
+	if got := ctxLabels(ctx)[labelSpanID]; got != span.SpanContext().SpanID().String() {
 		t.Errorf("a recorded root span is not linked: labels %v", ctxLabels(ctx))
 	}
 	span.End()
@@ -181,7 +181,7 @@ func TestLinkSpansRemoteParentIsLocalRoot(t *testing.T) {
 	if span.SpanContext().TraceID() != remote.TraceID() {
 		t.Fatal("the span did not continue the remote trace")
 	}
-	want := map[string]string{LabelSpanID: span.SpanContext().SpanID().String(), LabelSpanName: "pkg.Orders/Get", LabelEndpoint: "pkg.Orders/Get"}
+	want := map[string]string{labelSpanID: span.SpanContext().SpanID().String(), LabelSpanName: "pkg.Orders/Get", LabelEndpoint: "pkg.Orders/Get"}
 	wantLabels(t, "context", ctxLabels(ctx), want)
 }
 
@@ -194,7 +194,7 @@ func TestLinkSpansNewRootInsideRoot(t *testing.T) {
 		t.Fatal("a new root was not linked")
 	}
 	got := goroutineLabels(t)
-	if got[LabelSpanID] != inner.SpanContext().SpanID().String() || got[LabelSpanName] != "batch" {
+	if got[labelSpanID] != inner.SpanContext().SpanID().String() || got[LabelSpanName] != "batch" {
 		t.Errorf("labels during the new root: %v", got)
 	}
 	// "batch" has no endpoint of its own: the work still serves the outer
@@ -295,11 +295,11 @@ func TestLinkSpansWithPprofDo(t *testing.T) {
 	id := span.SpanContext().SpanID().String()
 	pprof.Do(ctx, pprof.Labels("step", "parse"), func(context.Context) {
 		got := goroutineLabels(t)
-		if got[LabelSpanID] != id || got["step"] != "parse" {
+		if got[labelSpanID] != id || got["step"] != "parse" {
 			t.Errorf("inside pprof.Do: %v", got)
 		}
 	})
-	if got := goroutineLabels(t); got[LabelSpanID] != id || got["step"] != "" {
+	if got := goroutineLabels(t); got[labelSpanID] != id || got["step"] != "" {
 		t.Errorf("after pprof.Do: %v", got)
 	}
 }
@@ -317,7 +317,7 @@ func TestLinkSpansConcurrent(t *testing.T) {
 				span.SetAttributes(attribute.String("http.route", "/r"))
 				span.SetName("GET /r")
 				l := ctxLabels(ctx)
-				if l[LabelSpanID] != span.SpanContext().SpanID().String() || l["worker"] != string(rune('a'+g)) {
+				if l[labelSpanID] != span.SpanContext().SpanID().String() || l["worker"] != string(rune('a'+g)) {
 					t.Errorf("labels %v", l)
 				}
 				span.End()

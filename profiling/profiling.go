@@ -40,8 +40,8 @@ import (
 const (
 	DefaultMutexProfileFraction = 10
 	DefaultBlockProfileRate     = 10_000 // nanoseconds
-	DefaultUploadInterval       = 15 * time.Second
-	DefaultUploadTimeout        = 10 * time.Second
+	defaultUploadInterval       = 15 * time.Second
+	defaultUploadTimeout        = 10 * time.Second
 )
 
 // Config is what Start needs.
@@ -51,7 +51,7 @@ type Config struct {
 	Tags              map[string]string // service_version, deployment_environment, host…
 	BasicAuthUser     string
 	BasicAuthPassword string
-	// ProfileTypes pushed; default DefaultProfileTypes, plus the mutex and
+	// ProfileTypes pushed; default defaultProfileTypes, plus the mutex and
 	// block types when their rates are set.
 	ProfileTypes []pyroscope.ProfileType
 
@@ -73,8 +73,8 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultProfileTypes are pushed unless Config.ProfileTypes says otherwise.
-var DefaultProfileTypes = []pyroscope.ProfileType{
+// defaultProfileTypes are pushed unless Config.ProfileTypes says otherwise.
+var defaultProfileTypes = []pyroscope.ProfileType{
 	pyroscope.ProfileCPU,
 	pyroscope.ProfileAllocObjects, pyroscope.ProfileAllocSpace,
 	pyroscope.ProfileInuseObjects, pyroscope.ProfileInuseSpace,
@@ -108,14 +108,14 @@ func Start(cfg Config) (*Profiler, error) {
 		return p, nil
 	}
 	if cfg.UploadInterval <= 0 {
-		cfg.UploadInterval = DefaultUploadInterval
+		cfg.UploadInterval = defaultUploadInterval
 	}
 	if cfg.UploadTimeout <= 0 {
-		cfg.UploadTimeout = DefaultUploadTimeout
+		cfg.UploadTimeout = defaultUploadTimeout
 	}
 	types := cfg.ProfileTypes
 	if len(types) == 0 {
-		types = append([]pyroscope.ProfileType(nil), DefaultProfileTypes...)
+		types = append([]pyroscope.ProfileType(nil), defaultProfileTypes...)
 		if cfg.MutexProfileFraction > 0 {
 			types = append(types, pyroscope.ProfileMutexCount, pyroscope.ProfileMutexDuration)
 		}

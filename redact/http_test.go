@@ -117,11 +117,11 @@ func TestKeyValue(t *testing.T) {
 		t.Errorf("clean KeyValue: %v allocations", n)
 	}
 	kvs := []attribute.KeyValue{kv, attribute.Int("n", 1)}
-	if got := p.KeyValues(kvs); &got[0] != &kvs[0] {
+	if got := p.keyValues(kvs); &got[0] != &kvs[0] {
 		t.Error("clean KeyValues copied")
 	}
 	dirty := []attribute.KeyValue{kv, attribute.String("password", "x")}
-	got := p.KeyValues(dirty)
+	got := p.keyValues(dirty)
 	if dirty[1].Value.AsString() != "x" || got[1].Value.AsString() != Mask {
 		t.Errorf("KeyValues: %v / %v", dirty, got)
 	}

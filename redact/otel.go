@@ -20,9 +20,9 @@ func (p *Policy) KeyValue(kv attribute.KeyValue) attribute.KeyValue {
 	return kv
 }
 
-// KeyValues redacts each attribute as [Policy.KeyValue] does. When nothing
+// keyValues redacts each attribute as [Policy.KeyValue] does. When nothing
 // changes it returns kvs itself; otherwise a new slice.
-func (p *Policy) KeyValues(kvs []attribute.KeyValue) []attribute.KeyValue {
+func (p *Policy) keyValues(kvs []attribute.KeyValue) []attribute.KeyValue {
 	p = p.self()
 	for i := range kvs {
 		r := p.KeyValue(kvs[i])
@@ -54,7 +54,7 @@ func otelText(v attribute.Value) (string, bool) {
 
 func (p *Policy) otelValue(v attribute.Value, depth int) (attribute.Value, bool) {
 	if depth >= maxDepth {
-		return attribute.StringValue(Truncated), true
+		return attribute.StringValue(truncated), true
 	}
 	switch v.Type() {
 	case attribute.STRING:

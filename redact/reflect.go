@@ -307,7 +307,7 @@ func (p *Policy) rebuild(v reflect.Value, ti *typeInfo, w *walkState) slog.Value
 		return asIs(v)
 	}
 	if w.budget <= 0 || w.depth >= maxDepth {
-		return slog.StringValue(Truncated)
+		return slog.StringValue(truncated)
 	}
 	w.budget--
 	if ti.logValuer && canCall(v) {

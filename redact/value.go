@@ -10,16 +10,16 @@ import (
 )
 
 // Limits of the walk through values. Beyond them a value is replaced by
-// [Truncated] rather than passed on unchecked.
+// truncated rather than passed on unchecked.
 const (
 	maxDepth          = 32     // nesting of groups, structs, maps, slices, pointers
 	maxNodes          = 10_000 // elements inspected in one value
 	maxLogValuerDepth = 16     // LogValue calls returning LogValuers
 )
 
-// Truncated replaces parts of a value nested deeper, or holding more elements,
+// truncated replaces parts of a value nested deeper, or holding more elements,
 // than the policy inspects, and LogValuers that keep returning LogValuers.
-const Truncated = "[TRUNCATED]"
+const truncated = "[TRUNCATED]"
 
 // Attr returns a with its value redacted: the mask (or hash) as a string value
 // when the key is sensitive, whatever the value; otherwise [Policy.Value]. An
@@ -59,7 +59,7 @@ func (p *Policy) Attrs(as []slog.Attr) []slog.Attr {
 // needs redaction is rebuilt: structs and maps as groups (fields under their
 // json names, omitempty honoured), slices and arrays as []any, and values
 // with no text in them (numbers, times, IPs) as they were. Values nested more
-// than 32 deep or beyond 10,000 elements become [Truncated].
+// than 32 deep or beyond 10,000 elements become truncated.
 func (p *Policy) Value(v slog.Value) slog.Value {
 	out, _ := p.self().value(v, 0)
 	return out
@@ -106,7 +106,7 @@ func (p *Policy) value(v slog.Value, depth int) (slog.Value, bool) {
 		}
 	case slog.KindGroup:
 		if depth >= maxDepth {
-			return slog.StringValue(Truncated), true
+			return slog.StringValue(truncated), true
 		}
 		as, changed := p.attrs(v.Group(), depth+1)
 		if changed {
@@ -193,7 +193,7 @@ func (p *Policy) resolve(v slog.Value) slog.Value {
 		v = callLogValue(v.LogValuer())
 	}
 	if v.Kind() == slog.KindLogValuer {
-		return slog.StringValue(Truncated)
+		return slog.StringValue(truncated)
 	}
 	return v
 }

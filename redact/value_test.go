@@ -242,7 +242,7 @@ func TestLogValuer(t *testing.T) {
 	}
 	// A LogValuer that returns a group holding itself ends in TRUNCATED.
 	got := p.Attr(slog.Any("x", selfGroup{}))
-	if s := got.String(); !strings.Contains(s, Truncated) {
+	if s := got.String(); !strings.Contains(s, truncated) {
 		t.Errorf("self group: %s", s)
 	}
 }
@@ -293,7 +293,7 @@ func TestDepthAndSize(t *testing.T) {
 	n := &node{Name: "a@example.com"}
 	n.Next = n
 	got := p.Attr(slog.Any("n", n))
-	if !strings.Contains(fmt.Sprint(got.Value), Truncated) {
+	if !strings.Contains(fmt.Sprint(got.Value), truncated) {
 		t.Errorf("cycle: %v", got.Value)
 	}
 	// Deep groups.
@@ -312,7 +312,7 @@ func TestDepthAndSize(t *testing.T) {
 	big[len(big)-1] = "jane@example.com"
 	out := p.Attr(slog.Any("big", big))
 	b, _ := json.Marshal(out.Value.Any())
-	if strings.Contains(string(b), "jane") || !strings.Contains(string(b), Truncated) {
+	if strings.Contains(string(b), "jane") || !strings.Contains(string(b), truncated) {
 		t.Errorf("big slice: leaked or not truncated")
 	}
 	// A DAG with exponential paths terminates.

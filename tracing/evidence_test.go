@@ -27,7 +27,7 @@ func TestEvidenceForcesSampling(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rec := &tailRecorder{}
-			c.cfg.Exporter = tracing.ExporterCustom
+			c.cfg.Exporter = "custom"
 			c.cfg.SpanExporter = rec
 			p, err := tracing.New(context.Background(), c.cfg)
 			if err != nil {

@@ -1,4 +1,4 @@
-package tracing_test
+package tracing
 
 import (
 	"context"
@@ -6,14 +6,13 @@ import (
 	"time"
 
 	"github.com/observekit/observe/internal/wiring"
-	"github.com/observekit/observe/tracing"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/trace"
 )
 
 func TestGoCarriesTraceContext(t *testing.T) {
-	p, err := tracing.New(context.Background(), tracing.Config{})
+	p, err := New(context.Background(), Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,12 +31,12 @@ func TestGoCarriesTraceContext(t *testing.T) {
 		canceledSeen bool
 	)
 	started := make(chan struct{})
-	done := tracing.Go(ctx, "background-work", func(ctx context.Context) {
+	done := Go(ctx, "background-work", func(ctx context.Context) {
 		<-started
 		gotSC = trace.SpanContextFromContext(ctx)
 		gotBag = baggage.FromContext(ctx).Member("tenant").Value()
 		canceledSeen = ctx.Err() != nil
-	}, tracing.WithSpanAttributes(attribute.String("job", "reindex")))
+	}, WithSpanAttributes(attribute.String("job", "reindex")))
 	parent.End()
 	cancel() // the request ends before the goroutine runs
 	close(started)
@@ -67,7 +66,7 @@ func TestGoCarriesTraceContext(t *testing.T) {
 }
 
 func TestGoNewTraceLinksAndKeepCancel(t *testing.T) {
-	p, _ := tracing.New(context.Background(), tracing.Config{})
+	p, _ := New(context.Background(), Config{})
 	wiring.Tracing.Store(p)
 	defer wiring.Tracing.Store(nil)
 	defer p.Shutdown(context.Background())
@@ -77,10 +76,10 @@ func TestGoNewTraceLinksAndKeepCancel(t *testing.T) {
 	cancel()
 	var sc trace.SpanContext
 	var err error
-	<-tracing.Go(ctx, "batch", func(ctx context.Context) {
+	<-Go(ctx, "batch", func(ctx context.Context) {
 		sc = trace.SpanContextFromContext(ctx)
 		err = ctx.Err()
-	}, tracing.NewTrace(), tracing.KeepCancel())
+	}, NewTrace(), KeepCancel())
 	parent.End()
 	if sc.TraceID() == parent.SpanContext().TraceID() {
 		t.Fatal("NewTrace continued the parent's trace")
@@ -95,11 +94,11 @@ func TestGoNewTraceLinksAndKeepCancel(t *testing.T) {
 }
 
 func TestGoWithoutNameOnlyCarriesContext(t *testing.T) {
-	p, _ := tracing.New(context.Background(), tracing.Config{})
+	p, _ := New(context.Background(), Config{})
 	defer p.Shutdown(context.Background())
 	ctx, parent := p.Tracer().Start(context.Background(), "request")
 	var sc trace.SpanContext
-	<-tracing.Go(ctx, "", func(ctx context.Context) { sc = trace.SpanContextFromContext(ctx) })
+	<-Go(ctx, "", func(ctx context.Context) { sc = trace.SpanContextFromContext(ctx) })
 	parent.End()
 	if !sc.Equal(parent.SpanContext()) {
 		t.Fatal("span context not carried")

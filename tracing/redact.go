@@ -150,7 +150,7 @@ func redactKV(r Redactor, kv attribute.KeyValue) attribute.KeyValue {
 		return kv
 	case k == keyURLFull || k == keyHTTPURL:
 		if kv.Value.Type() == attribute.STRING {
-			return attribute.String(k, RedactURL(r, kv.Value.AsString()))
+			return attribute.String(k, redactURL(r, kv.Value.AsString()))
 		}
 	case k == keyURLQuery:
 		if kv.Value.Type() == attribute.STRING {
@@ -173,11 +173,11 @@ func redactKV(r Redactor, kv attribute.KeyValue) attribute.KeyValue {
 	return r.KeyValue(kv)
 }
 
-// RedactURL returns raw with user info replaced by REDACTED (as the semantic
+// redactURL returns raw with user info replaced by REDACTED (as the semantic
 // conventions ask for url.full) and, with a Redactor, the values of sensitive
 // query parameters masked. A string that does not parse as a URL goes
 // through r.String.
-func RedactURL(r Redactor, raw string) string {
+func redactURL(r Redactor, raw string) string {
 	if r == nil && !strings.Contains(raw, "@") {
 		return raw
 	}

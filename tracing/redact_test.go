@@ -1,4 +1,4 @@
-package tracing_test
+package tracing
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/observekit/observe/tracing"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -71,10 +70,10 @@ func (fullRedactor) Header(name string, values []string) []string {
 	return values
 }
 
-func exportOne(t *testing.T, r tracing.Redactor, f func(trace.Span)) (exported, stored sdktrace.ReadOnlySpan) {
+func exportOne(t *testing.T, r Redactor, f func(trace.Span)) (exported, stored sdktrace.ReadOnlySpan) {
 	t.Helper()
 	exp := tracetest.NewInMemoryExporter()
-	p, err := tracing.New(context.Background(), tracing.Config{Exporter: tracing.ExporterCustom, SpanExporter: exp, Redactor: r})
+	p, err := New(context.Background(), Config{Exporter: exporterCustom, SpanExporter: exp, Redactor: r})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +103,7 @@ func attrMap(kvs []attribute.KeyValue) map[string]string {
 func TestRedactionBeforeExport(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		r    tracing.Redactor
+		r    Redactor
 	}{{"KeyValue only", keyRedactor{}}, {"with URL and Header", fullRedactor{}}} {
 		t.Run(tc.name, func(t *testing.T) {
 			exported, stored := exportOne(t, tc.r, func(s trace.Span) {
@@ -187,11 +186,11 @@ func TestURLUserInfoRedactedWithoutPolicy(t *testing.T) {
 
 func TestRedactSpanLeavesCleanSpanAlone(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
-	p, _ := tracing.New(context.Background(), tracing.Config{Exporter: tracing.ExporterCustom, SpanExporter: exp})
+	p, _ := New(context.Background(), Config{Exporter: exporterCustom, SpanExporter: exp})
 	_, s := p.Tracer().Start(context.Background(), "clean", trace.WithAttributes(attribute.String("a", "b")))
 	s.End()
 	raw := p.Store().Spans()[0]
-	if got := tracing.RedactSpan(keyRedactor{}, raw); got != raw {
+	if got := RedactSpan(keyRedactor{}, raw); got != raw {
 		t.Error("RedactSpan copied a span that needed nothing")
 	}
 	_ = p.Shutdown(context.Background())
@@ -205,7 +204,7 @@ func TestRedactURL(t *testing.T) {
 		"::not a url":                                "::not a url",
 	}
 	for in, want := range cases {
-		if got := tracing.RedactURL(keyRedactor{}, in); got != want {
+		if got := redactURL(keyRedactor{}, in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
 		}
 	}

@@ -15,11 +15,11 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 )
 
-// DefaultJaegerRemoteEndpoint is where jaeger_remote asks for sampling
+// defaultJaegerRemoteEndpoint is where jaeger_remote asks for sampling
 // strategies when OTEL_TRACES_SAMPLER_ARG names no endpoint: the HTTP
 // sampling endpoint of a Jaeger agent, collector or Jaeger v2
 // (remote_sampling extension).
-const DefaultJaegerRemoteEndpoint = "http://localhost:5778/sampling"
+const defaultJaegerRemoteEndpoint = "http://localhost:5778/sampling"
 
 // jaegerRemote is the jaeger_remote sampler as NewSampler makes it: the
 // parsed argument, and, once New has started it (it needs the service name
@@ -35,7 +35,7 @@ type jaegerRemote struct {
 // parseJaegerRemoteArg reads the spec's
 // "endpoint=URL,pollingIntervalMs=N,initialSamplingRate=R" (each optional).
 func parseJaegerRemoteArg(arg string) (*jaegerRemote, error) {
-	j := &jaegerRemote{endpoint: DefaultJaegerRemoteEndpoint, interval: time.Minute, initial: sdktrace.TraceIDRatioBased(0.001)}
+	j := &jaegerRemote{endpoint: defaultJaegerRemoteEndpoint, interval: time.Minute, initial: sdktrace.TraceIDRatioBased(0.001)}
 	for _, part := range strings.Split(arg, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {

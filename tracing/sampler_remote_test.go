@@ -1,4 +1,4 @@
-package tracing_test
+package tracing
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/observekit/observe/tracing"
 	"go.opentelemetry.io/otel/sdk/resource"
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 )
@@ -35,14 +34,14 @@ func TestJaegerRemoteSampler(t *testing.T) {
 	srv := httptest.NewServer(ss)
 	defer srv.Close()
 	for _, name := range []string{"jaeger_remote", "parentbased_jaeger_remote"} {
-		if !tracing.IsSamplerName(name) {
+		if !IsSamplerName(name) {
 			t.Fatalf("%s not accepted", name)
 		}
-		s, err := tracing.NewSampler(name, "endpoint="+srv.URL+"/sampling, pollingIntervalMs=20, initialSamplingRate=0")
+		s, err := NewSampler(name, "endpoint="+srv.URL+"/sampling, pollingIntervalMs=20, initialSamplingRate=0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := tracing.New(context.Background(), tracing.Config{
+		p, err := New(context.Background(), Config{
 			Sampler:  s,
 			Resource: resource.NewSchemaless(semconv.ServiceName("checkout")),
 		})
@@ -80,14 +79,14 @@ func TestJaegerRemoteSampler(t *testing.T) {
 
 func TestJaegerRemoteSamplerArgErrors(t *testing.T) {
 	for _, arg := range []string{"endpoint=ftp://x", "pollingIntervalMs=0", "initialSamplingRate=2", "color=blue", "endpoint"} {
-		if _, err := tracing.NewSampler("jaeger_remote", arg); err == nil {
+		if _, err := NewSampler("jaeger_remote", arg); err == nil {
 			t.Errorf("arg %q accepted", arg)
 		}
 	}
-	if got := tracing.SamplerArgAccepted("jaeger_remote"); !strings.Contains(got, "endpoint=") {
+	if got := SamplerArgAccepted("jaeger_remote"); !strings.Contains(got, "endpoint=") {
 		t.Errorf("help %q", got)
 	}
-	if _, err := tracing.NewSampler("xray", ""); err == nil {
+	if _, err := NewSampler("xray", ""); err == nil {
 		t.Error("xray accepted though not supported")
 	}
 }

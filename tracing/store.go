@@ -40,8 +40,8 @@ type storedSpan struct {
 	prev uint64 // 0: none
 }
 
-// NewSpanStore returns a store holding up to size spans.
-func NewSpanStore(size int) *SpanStore {
+// newSpanStore returns a store holding up to size spans.
+func newSpanStore(size int) *SpanStore {
 	if size <= 0 {
 		size = 1
 	}
@@ -143,8 +143,8 @@ func (s *SpanStore) Trace(id trace.TraceID) []sdktrace.ReadOnlySpan {
 	return out
 }
 
-// Total reports how many spans were ever stored.
-func (s *SpanStore) Total() uint64 {
+// spanTotal reports how many spans were ever stored.
+func (s *SpanStore) spanTotal() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.total

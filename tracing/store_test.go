@@ -44,7 +44,7 @@ func traceID(tid int) trace.TraceID {
 func TestSpanStoreIndexMatchesAModel(t *testing.T) {
 	for _, size := range []int{1, 7, 64} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
-			s := NewSpanStore(size)
+			s := newSpanStore(size)
 			var all []sdktrace.ReadOnlySpan
 			t0 := time.Now()
 			for i := range 1000 {
@@ -84,7 +84,7 @@ func TestSpanStoreIndexMatchesAModel(t *testing.T) {
 }
 
 func TestSpanStoreSummariesAndFilters(t *testing.T) {
-	s := NewSpanStore(100)
+	s := newSpanStore(100)
 	t0 := time.Now()
 	add := func(tid int, route string, code int64, d time.Duration, errSpan bool) {
 		s.OnEnd(stubSpan(tid, tid*10+2, tid*10+1, "child", t0.Add(time.Duration(tid)*time.Second+time.Millisecond), d/2))
@@ -139,7 +139,7 @@ func TestSpanStoreSummariesAndFilters(t *testing.T) {
 
 // OnEnd allocates nothing for a span of a trace the store already holds.
 func TestSpanStoreOnEndAllocations(t *testing.T) {
-	s := NewSpanStore(64)
+	s := newSpanStore(64)
 	sp := stubSpan(1, 1, 0, "x", time.Now(), time.Millisecond)
 	s.OnEnd(sp)
 	if n := testing.AllocsPerRun(1000, func() { s.OnEnd(sp) }); n != 0 {

@@ -19,10 +19,10 @@ const TailSamplerName = "observe_tail"
 
 // Defaults of TailConfig.
 const (
-	DefaultTailBaseline  = 0.01 // OTEL_TRACES_SAMPLER_ARG unset
-	DefaultTailQuantile  = 0.99 // OBSERVE_TAIL_LATENCY unset
-	DefaultTailMaxSpans  = 8192
-	DefaultTailMaxTraces = 2048
+	defaultTailBaseline  = 0.01 // OTEL_TRACES_SAMPLER_ARG unset
+	defaultTailQuantile  = 0.99 // OBSERVE_TAIL_LATENCY unset
+	defaultTailMaxSpans  = 8192
+	defaultTailMaxTraces = 2048
 )
 
 // TailConfig configures local tail sampling. The zero value keeps errors
@@ -53,8 +53,8 @@ type TailConfig struct {
 	AnyError bool
 
 	// MaxSpans caps the spans buffered while their local root runs
-	// (default DefaultTailMaxSpans; about 1 KB each). MaxTraces caps the
-	// local traces buffered (default DefaultTailMaxTraces). Past either,
+	// (default defaultTailMaxSpans; about 1 KB each). MaxTraces caps the
+	// local traces buffered (default defaultTailMaxTraces). Past either,
 	// the oldest trace is evicted whole — none of it will be exported, its
 	// later spans included — and counted (TailSampler.Evicted).
 	MaxSpans  int
@@ -151,10 +151,10 @@ const maxLatencyNames = 256
 // tracing.New does this when Config.Tail is set.
 func NewTailSampler(cfg TailConfig, next ...sdktrace.SpanProcessor) *TailSampler {
 	if cfg.MaxSpans <= 0 {
-		cfg.MaxSpans = DefaultTailMaxSpans
+		cfg.MaxSpans = defaultTailMaxSpans
 	}
 	if cfg.MaxTraces <= 0 {
-		cfg.MaxTraces = DefaultTailMaxTraces
+		cfg.MaxTraces = defaultTailMaxTraces
 	}
 	if !(cfg.Baseline > 0) { // NaN too
 		cfg.Baseline = 0

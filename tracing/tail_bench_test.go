@@ -55,7 +55,7 @@ func reportKept(b *testing.B, p *tracing.Provider, exp *countingExporter) {
 func BenchmarkTailVsHeadSDK(b *testing.B) {
 	run := func(b *testing.B, cfg tracing.Config) {
 		exp := &countingExporter{}
-		cfg.Exporter, cfg.SpanExporter = tracing.ExporterCustom, exp
+		cfg.Exporter, cfg.SpanExporter = "custom", exp
 		p, err := tracing.New(context.Background(), cfg)
 		if err != nil {
 			b.Fatal(err)

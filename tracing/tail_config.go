@@ -17,11 +17,11 @@ const (
 )
 
 // ParseTailBaseline parses the baseline fraction (OTEL_TRACES_SAMPLER_ARG
-// with OTEL_TRACES_SAMPLER=observe_tail); "" is DefaultTailBaseline.
+// with OTEL_TRACES_SAMPLER=observe_tail); "" is defaultTailBaseline.
 func ParseTailBaseline(s string) (float64, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return DefaultTailBaseline, nil
+		return defaultTailBaseline, nil
 	}
 	r, err := strconv.ParseFloat(s, 64)
 	if err != nil || !(r >= 0 && r <= 1) {
@@ -38,7 +38,7 @@ func ParseTailBaseline(s string) (float64, error) {
 func ParseTailLatency(s string) (fixed time.Duration, quantile float64, err error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return 0, DefaultTailQuantile, nil
+		return 0, defaultTailQuantile, nil
 	}
 	if strings.EqualFold(s, "off") {
 		return 0, 0, nil

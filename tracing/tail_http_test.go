@@ -289,7 +289,7 @@ func TestTailConfigByOptionAndDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := obs.Tracing().Tail().Config()
-	want := tracing.TailConfig{Baseline: 0.01, LatencyQuantile: 0.99, MaxSpans: tracing.DefaultTailMaxSpans, MaxTraces: tracing.DefaultTailMaxTraces}
+	want := tracing.TailConfig{Baseline: 0.01, LatencyQuantile: 0.99, MaxSpans: 8192, MaxTraces: 2048}
 	if got != want {
 		t.Errorf("defaults: %+v, want %+v", got, want)
 	}

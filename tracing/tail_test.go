@@ -62,7 +62,7 @@ func newTailProvider(t testing.TB, cfg tracing.TailConfig, rec *tailRecorder, ba
 		batch.ScheduleDelay = 10 * time.Millisecond
 	}
 	p, err := tracing.New(context.Background(), tracing.Config{
-		Exporter:     tracing.ExporterCustom,
+		Exporter:     "custom",
 		SpanExporter: rec,
 		Tail:         &cfg,
 		Batch:        batch,

@@ -32,11 +32,11 @@ const InstrumentationName = "github.com/observekit/observe"
 
 // Exporter names accepted in Config.Exporter.
 const (
-	ExporterOTLP    = "otlp"
-	ExporterConsole = "console"
-	ExporterNone    = "none"
-	ExporterMemory  = "memory" // in-process store only, never printed
-	ExporterCustom  = "custom" // Config.SpanExporter
+	exporterOTLP    = "otlp"
+	exporterConsole = "console"
+	exporterNone    = "none"
+	exporterMemory  = "memory" // in-process store only, never printed
+	exporterCustom  = "custom" // Config.SpanExporter
 )
 
 // Config is what New needs. Zero values are sane defaults.
@@ -46,8 +46,8 @@ type Config struct {
 
 	Exporter     string // one of the Exporter* constants; "" means memory
 	OTLP         OTLPConfig
-	Console      io.Writer             // for ExporterConsole; nil: os.Stdout
-	SpanExporter sdktrace.SpanExporter // for ExporterCustom
+	Console      io.Writer             // for exporterConsole; nil: os.Stdout
+	SpanExporter sdktrace.SpanExporter // for exporterCustom
 
 	// StoreSize bounds the in-process store of recent finished spans
 	// (default 1000). The store is kept whatever the exporter.
@@ -118,7 +118,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if cfg.Batch.MaxQueueSize <= 0 {
 		cfg.Batch.MaxQueueSize = cfg.QueueSize
 	}
-	if cfg.Exporter == ExporterOTLP {
+	if cfg.Exporter == exporterOTLP {
 		// OTEL_EXPORTER_OTLP_TIMEOUT bounds a whole batch export, as the
 		// spec says; the Go exporters apply it per attempt and keep
 		// retrying (429, 503, RESOURCE_EXHAUSTED…) for up to a minute.
@@ -134,7 +134,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Provider{store: NewSpanStore(cfg.StoreSize), redactor: cfg.Redactor}
+	p := &Provider{store: newSpanStore(cfg.StoreSize), redactor: cfg.Redactor}
 	// The tail sampler's head sampler and processors ignore attributes too.
 	p.startAttrs = !attributeBlind(cfg.Sampler) || len(cfg.ExtraProcessors) > 0
 	if b, ok := cfg.Sampler.(attributeBlindSampler); ok && b.remote != nil && cfg.Tail == nil {
@@ -166,20 +166,20 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 
 func newExporter(ctx context.Context, cfg Config) (sdktrace.SpanExporter, error) {
 	switch cfg.Exporter {
-	case "", ExporterMemory, ExporterNone:
+	case "", exporterMemory, exporterNone:
 		return nil, nil
-	case ExporterCustom:
+	case exporterCustom:
 		if cfg.SpanExporter == nil {
 			return nil, errors.New("tracing: custom exporter requested without a SpanExporter")
 		}
 		return cfg.SpanExporter, nil
-	case ExporterConsole:
+	case exporterConsole:
 		w := cfg.Console
 		if w == nil {
 			w = os.Stdout
 		}
 		return stdouttrace.New(stdouttrace.WithWriter(w))
-	case ExporterOTLP:
+	case exporterOTLP:
 		return otlpexport.Traces(ctx, cfg.OTLP)
 	}
 	return nil, fmt.Errorf("tracing: unknown exporter %q", cfg.Exporter)
@@ -278,7 +278,7 @@ func attributeBlind(s sdktrace.Sampler) bool {
 // jaeger_remote and parentbased_jaeger_remote take the spec's argument
 // "endpoint=URL,pollingIntervalMs=N,initialSamplingRate=R" (each optional)
 // and fetch the service's strategies over HTTP from URL (default
-// DefaultJaegerRemoteEndpoint) once New has the sampler: NewSampler itself
+// defaultJaegerRemoteEndpoint) once New has the sampler: NewSampler itself
 // starts nothing. xray is not supported.
 func NewSampler(name, arg string) (sdktrace.Sampler, error) {
 	switch name {

@@ -1,4 +1,4 @@
-package tracing_test
+package tracing
 
 import (
 	"compress/gzip"
@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/observekit/observe/internal/testbackend"
-	"github.com/observekit/observe/tracing"
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -65,7 +64,7 @@ func TestNewSampler(t *testing.T) {
 		{"parentbased_traceidratio", "0.5", want{true, true, false}},
 	}
 	for _, c := range cases {
-		s, err := tracing.NewSampler(c.name, c.arg)
+		s, err := NewSampler(c.name, c.arg)
 		if err != nil {
 			t.Fatalf("NewSampler(%q, %q): %v", c.name, c.arg, err)
 		}
@@ -77,7 +76,7 @@ func TestNewSampler(t *testing.T) {
 		if got != c.want {
 			t.Errorf("sampler %q arg %q: got %+v, want %+v", c.name, c.arg, got, c.want)
 		}
-		if c.name != "" && !tracing.IsSamplerName(c.name) {
+		if c.name != "" && !IsSamplerName(c.name) {
 			t.Errorf("IsSamplerName(%q) = false", c.name)
 		}
 	}
@@ -85,11 +84,11 @@ func TestNewSampler(t *testing.T) {
 		{"sometimes", ""}, {"traceidratio", "2"}, {"traceidratio", "-0.1"}, {"traceidratio", "half"},
 		{"parentbased_traceidratio", "x"},
 	} {
-		if _, err := tracing.NewSampler(bad.name, bad.arg); err == nil {
+		if _, err := NewSampler(bad.name, bad.arg); err == nil {
 			t.Errorf("NewSampler(%q, %q): no error", bad.name, bad.arg)
 		}
 	}
-	if tracing.IsSamplerName("sometimes") {
+	if IsSamplerName("sometimes") {
 		t.Error("IsSamplerName accepted an unknown name")
 	}
 }
@@ -120,7 +119,7 @@ func TestNewPropagator(t *testing.T) {
 		{nil, nil, []string{"Traceparent", "Baggage", "B3"}, false, false},
 	}
 	for _, c := range cases {
-		p, err := tracing.NewPropagator(c.names)
+		p, err := NewPropagator(c.names)
 		if err != nil {
 			t.Fatalf("NewPropagator(%v): %v", c.names, err)
 		}
@@ -145,13 +144,13 @@ func TestNewPropagator(t *testing.T) {
 			t.Errorf("%v: extracted baggage %v", c.names, baggage.FromContext(out))
 		}
 	}
-	if _, err := tracing.NewPropagator([]string{"tracecontext", "carrier-pigeon"}); err == nil {
+	if _, err := NewPropagator([]string{"tracecontext", "carrier-pigeon"}); err == nil {
 		t.Error("unknown propagator accepted")
 	}
 }
 
 // startSpans makes n finished sampled spans on p.
-func startSpans(p *tracing.Provider, n int, name string) {
+func startSpans(p *Provider, n int, name string) {
 	for range n {
 		_, s := p.Tracer().Start(context.Background(), name)
 		s.End()
@@ -159,8 +158,8 @@ func startSpans(p *tracing.Provider, n int, name string) {
 }
 
 func TestExporterNoneAndMemoryKeepStore(t *testing.T) {
-	for _, exp := range []string{"", tracing.ExporterMemory, tracing.ExporterNone} {
-		p, err := tracing.New(context.Background(), tracing.Config{Exporter: exp, StoreSize: 3})
+	for _, exp := range []string{"", exporterMemory, exporterNone} {
+		p, err := New(context.Background(), Config{Exporter: exp, StoreSize: 3})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,8 +167,8 @@ func TestExporterNoneAndMemoryKeepStore(t *testing.T) {
 		if n := len(p.Store().Spans()); n != 3 {
 			t.Errorf("exporter %q: store holds %d spans, want 3 (bounded)", exp, n)
 		}
-		if p.Store().Total() != 5 {
-			t.Errorf("exporter %q: total %d", exp, p.Store().Total())
+		if p.Store().spanTotal() != 5 {
+			t.Errorf("exporter %q: total %d", exp, p.Store().spanTotal())
 		}
 		if p.DroppedSpans() != 0 || p.ExportFailures() != 0 {
 			t.Errorf("exporter %q: counters %d %d", exp, p.DroppedSpans(), p.ExportFailures())
@@ -182,7 +181,7 @@ func TestExporterNoneAndMemoryKeepStore(t *testing.T) {
 
 func TestExporterConsole(t *testing.T) {
 	var buf syncBuffer
-	p, err := tracing.New(context.Background(), tracing.Config{Exporter: tracing.ExporterConsole, Console: &buf})
+	p, err := New(context.Background(), Config{Exporter: exporterConsole, Console: &buf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,13 +198,13 @@ func TestExporterConsole(t *testing.T) {
 }
 
 func TestExporterCustomRequiresExporter(t *testing.T) {
-	if _, err := tracing.New(context.Background(), tracing.Config{Exporter: tracing.ExporterCustom}); err == nil {
+	if _, err := New(context.Background(), Config{Exporter: exporterCustom}); err == nil {
 		t.Fatal("custom exporter without SpanExporter accepted")
 	}
-	if _, err := tracing.New(context.Background(), tracing.Config{Exporter: "kafka"}); err == nil {
+	if _, err := New(context.Background(), Config{Exporter: "kafka"}); err == nil {
 		t.Fatal("unknown exporter accepted")
 	}
-	if _, err := tracing.New(context.Background(), tracing.Config{Exporter: tracing.ExporterOTLP, OTLP: tracing.OTLPConfig{Protocol: "http/json"}}); err == nil {
+	if _, err := New(context.Background(), Config{Exporter: exporterOTLP, OTLP: OTLPConfig{Protocol: "http/json"}}); err == nil {
 		t.Fatal("unknown protocol accepted")
 	}
 }
@@ -254,9 +253,9 @@ func TestExporterOTLPHTTP(t *testing.T) {
 	rc := &otlpHTTPReceiver{}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
-	p, err := tracing.New(context.Background(), tracing.Config{
-		Exporter: tracing.ExporterOTLP,
-		OTLP: tracing.OTLPConfig{
+	p, err := New(context.Background(), Config{
+		Exporter: exporterOTLP,
+		OTLP: OTLPConfig{
 			Protocol:    "http/protobuf",
 			Endpoint:    srv.URL + "/custom/v1/traces",
 			Headers:     map[string]string{"X-Tenant": "acme"},
@@ -289,9 +288,9 @@ func TestExporterOTLPHTTPSWithCA(t *testing.T) {
 	defer srv.Close()
 	pool := x509.NewCertPool()
 	pool.AddCert(srv.Certificate())
-	p, err := tracing.New(context.Background(), tracing.Config{
-		Exporter: tracing.ExporterOTLP,
-		OTLP: tracing.OTLPConfig{
+	p, err := New(context.Background(), Config{
+		Exporter: exporterOTLP,
+		OTLP: OTLPConfig{
 			Protocol: "http/protobuf",
 			Endpoint: srv.URL + "/v1/traces",
 			TLS:      &tls.Config{RootCAs: pool},
@@ -340,9 +339,9 @@ func TestExporterOTLPGRPC(t *testing.T) {
 	go func() { _ = gs.Serve(ln) }()
 	defer gs.Stop()
 
-	p, err := tracing.New(context.Background(), tracing.Config{
-		Exporter: tracing.ExporterOTLP,
-		OTLP: tracing.OTLPConfig{
+	p, err := New(context.Background(), Config{
+		Exporter: exporterOTLP,
+		OTLP: OTLPConfig{
 			Protocol: "grpc",
 			Endpoint: "http://" + ln.Addr().String(), // http scheme: plain text, as the spec says
 			Headers:  map[string]string{"authorization": "Bearer t0ken"},
@@ -370,10 +369,10 @@ func TestExporterUnreachableIsNotAnErrorAndFailuresCount(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	ln.Close()
-	p, err := tracing.New(context.Background(), tracing.Config{
-		Exporter: tracing.ExporterOTLP,
-		OTLP:     tracing.OTLPConfig{Protocol: "http/protobuf", Endpoint: "http://" + addr + "/v1/traces", Timeout: 300 * time.Millisecond},
-		Batch:    tracing.BatchConfig{ExportTimeout: 500 * time.Millisecond},
+	p, err := New(context.Background(), Config{
+		Exporter: exporterOTLP,
+		OTLP:     OTLPConfig{Protocol: "http/protobuf", Endpoint: "http://" + addr + "/v1/traces", Timeout: 300 * time.Millisecond},
+		Batch:    BatchConfig{ExportTimeout: 500 * time.Millisecond},
 	})
 	if err != nil {
 		t.Fatalf("New must not fail for an unreachable backend: %v", err)
@@ -412,10 +411,10 @@ func (b *blockingExporter) Shutdown(context.Context) error { return nil }
 
 func TestBoundedQueueCountsDrops(t *testing.T) {
 	exp := &blockingExporter{release: make(chan struct{})}
-	p, err := tracing.New(context.Background(), tracing.Config{
-		Exporter:     tracing.ExporterCustom,
+	p, err := New(context.Background(), Config{
+		Exporter:     exporterCustom,
 		SpanExporter: exp,
-		Batch:        tracing.BatchConfig{MaxQueueSize: 10, MaxExportBatchSize: 5, ScheduleDelay: time.Hour},
+		Batch:        BatchConfig{MaxQueueSize: 10, MaxExportBatchSize: 5, ScheduleDelay: time.Hour},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -424,7 +423,7 @@ func TestBoundedQueueCountsDrops(t *testing.T) {
 	// they count against the bound of 10, so 5 more are queued and the rest
 	// are dropped.
 	startSpans(p, 5, "a")
-	waitFor(t, func() bool { return p.Store().Total() == 5 })
+	waitFor(t, func() bool { return p.Store().spanTotal() == 5 })
 	time.Sleep(50 * time.Millisecond) // let the worker pick the batch up
 	startSpans(p, 100, "b")
 	if d := p.DroppedSpans(); d < 90 || d > 95 {
@@ -444,7 +443,7 @@ func TestBoundedQueueCountsDrops(t *testing.T) {
 
 func TestShutdownHonoursDeadline(t *testing.T) {
 	exp := &blockingExporter{release: make(chan struct{})} // never released
-	p, err := tracing.New(context.Background(), tracing.Config{Exporter: tracing.ExporterCustom, SpanExporter: exp})
+	p, err := New(context.Background(), Config{Exporter: exporterCustom, SpanExporter: exp})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -470,9 +469,9 @@ func TestShutdownHonoursDeadline(t *testing.T) {
 
 func TestForceFlushExportsQueued(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
-	p, err := tracing.New(context.Background(), tracing.Config{
-		Exporter: tracing.ExporterCustom, SpanExporter: exp,
-		Batch: tracing.BatchConfig{ScheduleDelay: time.Hour},
+	p, err := New(context.Background(), Config{
+		Exporter: exporterCustom, SpanExporter: exp,
+		Batch: BatchConfig{ScheduleDelay: time.Hour},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -489,8 +488,8 @@ func TestForceFlushExportsQueued(t *testing.T) {
 
 func TestUnsampledSpansAreNotExported(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
-	s, _ := tracing.NewSampler("always_off", "")
-	p, err := tracing.New(context.Background(), tracing.Config{Exporter: tracing.ExporterCustom, SpanExporter: exp, Sampler: s})
+	s, _ := NewSampler("always_off", "")
+	p, err := New(context.Background(), Config{Exporter: exporterCustom, SpanExporter: exp, Sampler: s})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -511,17 +510,17 @@ func waitFor(t *testing.T, cond func() bool) {
 type syncBuffer = testbackend.LockedBuffer
 
 func TestStartAttributesObserved(t *testing.T) {
-	s, _ := tracing.NewSampler("traceidratio", "0.5")
+	s, _ := NewSampler("traceidratio", "0.5")
 	for _, c := range []struct {
-		cfg  tracing.Config
+		cfg  Config
 		want bool
 	}{
-		{tracing.Config{}, false},
-		{tracing.Config{Sampler: s}, false},
-		{tracing.Config{Sampler: sdktrace.AlwaysSample()}, true}, // not one of NewSampler's: may read them
-		{tracing.Config{ExtraProcessors: []sdktrace.SpanProcessor{tracetest.NewSpanRecorder()}}, true},
+		{Config{}, false},
+		{Config{Sampler: s}, false},
+		{Config{Sampler: sdktrace.AlwaysSample()}, true}, // not one of NewSampler's: may read them
+		{Config{ExtraProcessors: []sdktrace.SpanProcessor{tracetest.NewSpanRecorder()}}, true},
 	} {
-		p, err := tracing.New(context.Background(), c.cfg)
+		p, err := New(context.Background(), c.cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package tracing_test
+package tracing
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/observekit/observe/tracing"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -34,7 +33,7 @@ func relay(t *testing.T, p propagation.TextMapPropagator, in http.Header) (trace
 }
 
 func TestTraceContextW3CCases(t *testing.T) {
-	p, err := tracing.NewPropagator([]string{"tracecontext", "baggage"})
+	p, err := NewPropagator([]string{"tracecontext", "baggage"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +106,7 @@ func members(from, to int) string {
 // without ValuesGetter gets the first header only; gRPC metadata has them
 // all).
 func TestTraceContextOTelAPI(t *testing.T) {
-	p, err := tracing.NewPropagator([]string{"tracecontext"})
+	p, err := NewPropagator([]string{"tracecontext"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +163,7 @@ func (c mdCarrier) Keys() []string {
 // is sent on with the change first and the members OTel could not hold
 // after it.
 func TestTraceContextChangedTracestate(t *testing.T) {
-	p, _ := tracing.NewPropagator([]string{"tracecontext"})
+	p, _ := NewPropagator([]string{"tracecontext"})
 	in := http.Header{"Traceparent": {w3cParent}, "Tracestate": {"foo@=1,bar=2"}}
 	ctx := p.Extract(context.Background(), propagation.HeaderCarrier(in))
 	sc := trace.SpanContextFromContext(ctx)

@@ -61,11 +61,11 @@ const (
 	DefaultMaxBatch = 512
 )
 
-// Export retry pacing after failures: doubling from MinBackoff to
-// MaxBackoff, back to none after a success.
+// Export retry pacing after failures: doubling from minBackoff to
+// maxBackoff, back to none after a success.
 const (
-	MinBackoff = 250 * time.Millisecond
-	MaxBackoff = 5 * time.Second
+	minBackoff = 250 * time.Millisecond
+	maxBackoff = 5 * time.Second
 )
 
 // abandonGrace is how long Shutdown, past its deadline, waits for the export
@@ -277,7 +277,7 @@ func (q *Queue[T]) run() {
 		if ack != nil {
 			close(ack)
 		}
-		backoff = NextBackoff(backoff, failed)
+		backoff = nextBackoff(backoff, failed)
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
@@ -288,16 +288,16 @@ func (q *Queue[T]) run() {
 	}
 }
 
-// NextBackoff is the wait before the next export after one that failed
+// nextBackoff is the wait before the next export after one that failed
 // (or not).
-func NextBackoff(cur time.Duration, failed bool) time.Duration {
+func nextBackoff(cur time.Duration, failed bool) time.Duration {
 	if !failed {
 		return 0
 	}
 	if cur == 0 {
-		return MinBackoff
+		return minBackoff
 	}
-	return min(2*cur, MaxBackoff)
+	return min(2*cur, maxBackoff)
 }
 
 // maxRounds bounds the rounds of one drain, so that a steady flow of items

@@ -180,16 +180,16 @@ func TestNextBackoff(t *testing.T) {
 	var b time.Duration
 	var seen []time.Duration
 	for range 7 {
-		b = NextBackoff(b, true)
+		b = nextBackoff(b, true)
 		seen = append(seen, b)
 	}
-	want := []time.Duration{MinBackoff, 2 * MinBackoff, 4 * MinBackoff, 8 * MinBackoff, 16 * MinBackoff, MaxBackoff, MaxBackoff}
+	want := []time.Duration{minBackoff, 2 * minBackoff, 4 * minBackoff, 8 * minBackoff, 16 * minBackoff, maxBackoff, maxBackoff}
 	for i := range want {
 		if seen[i] != want[i] {
 			t.Fatalf("backoffs %v, want %v", seen, want)
 		}
 	}
-	if NextBackoff(MaxBackoff, false) != 0 {
+	if nextBackoff(maxBackoff, false) != 0 {
 		t.Error("a success does not reset the backoff")
 	}
 }

@@ -187,7 +187,7 @@ func TestLogsAdminGlobalTTLShownAndReverted(t *testing.T) {
 		t.Fatalf("PUT: %d %v", code, m)
 	}
 	rv, _ := m["reverts"].(map[string]any)
-	g, _ := rv[logging.GlobalName].(map[string]any)
+	g, _ := rv["(global)"].(map[string]any)
 	if g["to"] != "info" || g["at"] == "" {
 		t.Errorf("pending revert not shown: %v", m)
 	}
@@ -202,7 +202,7 @@ func TestLogsAdminGlobalTTLShownAndReverted(t *testing.T) {
 func TestLogsAdminNamedLevelsBounded(t *testing.T) {
 	obs, _ := logsInit(t, map[string]string{"OBSERVE_ADMIN_TOKEN": "tok"})
 	h := obs.AdminHandler()
-	for i := range logging.MaxNamedLevels {
+	for i := range 1000 {
 		if _, err := obs.Levels().Set(fmt.Sprintf("svc%d", i), slog.LevelDebug, 0, nil); err != nil {
 			t.Fatal(err)
 		}

@@ -227,7 +227,7 @@ func TestLogsPerRequestDebugAcrossServices(t *testing.T) {
 	if strings.Contains(body, token) || strings.Contains(fmt.Sprint(hdr), token) {
 		t.Errorf("token echoed: %s %v", body, hdr)
 	}
-	if !strings.Contains(body, `seen_header=""`) || !strings.Contains(body, logging.DebugBaggageKey+"=1.") {
+	if !strings.Contains(body, `seen_header=""`) || !strings.Contains(body, "observe.debug"+"=1.") {
 		t.Errorf("A's handler saw the header, or B got no proof: %s", body)
 	}
 	aDebug := byMsg(lb.lines(t), "a debug")

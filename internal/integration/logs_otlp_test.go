@@ -251,7 +251,7 @@ func logsCompare(t *testing.T, rcv *otlpLogsReceiver, lb *logsBuffer, traceID, s
 		if hex.EncodeToString(rec.GetTraceId()) != traceID || hex.EncodeToString(rec.GetSpanId()) != spanID || line["trace_id"] != traceID || line["span_id"] != spanID {
 			t.Errorf("%q: not correlated to %s/%s: record %x/%x, line %v/%v", msg, traceID, spanID, rec.GetTraceId(), rec.GetSpanId(), line["trace_id"], line["span_id"])
 		}
-		if r.resource["service.name"] != "checkout" || r.resource["service.version"] != "1.4.2" || r.scope != logging.Scope {
+		if r.resource["service.name"] != "checkout" || r.resource["service.version"] != "1.4.2" || r.scope != "github.com/observekit/observe/logging" {
 			t.Errorf("%q: resource %v scope %q", msg, r.resource, r.scope)
 		}
 		a := attrMap(rec)

@@ -142,12 +142,12 @@ func TestProfilingSpanLabelsOnCPUSamples(t *testing.T) {
 			switch {
 			case profStackHas(s, ".profBurnAfterSpan"):
 				afterSpan++
-				if profLabel(s, "tenant") != "acme" || profLabel(s, profiling.LabelSpanID) != "" || profLabel(s, profiling.LabelEndpoint) != "" {
+				if profLabel(s, "tenant") != "acme" || profLabel(s, "span_id") != "" || profLabel(s, profiling.LabelEndpoint) != "" {
 					t.Errorf("sample after the span: labels %v, want tenant=acme only", s.Label)
 				}
 			case profStackHas(s, ".profBurn"):
 				inSpan++
-				id := profLabel(s, profiling.LabelSpanID)
+				id := profLabel(s, "span_id")
 				if !hexID.MatchString(id) || spans[id] != "GET /burn/{id}" ||
 					profLabel(s, profiling.LabelSpanName) != "GET /burn/{id}" ||
 					profLabel(s, profiling.LabelEndpoint) != "/burn/{id}" ||

@@ -268,8 +268,8 @@ func TestPrometheusMiddlewareBodySizes(t *testing.T) {
 	post(io.LimitReader(strings.NewReader(strings.Repeat("c", 70000)), 70000)) // chunked, several reads
 
 	const key = "http_request_method=POST,http_response_status_code=200,http_route=/upload"
-	req := promSeries(t, metrics.HTTPServerRequestSize)[key].GetHistogram()
-	resp := promSeries(t, metrics.HTTPServerResponseSize)[key].GetHistogram()
+	req := promSeries(t, "http_server_request_body_size_bytes")[key].GetHistogram()
+	resp := promSeries(t, "http_server_response_body_size_bytes")[key].GetHistogram()
 	if req.GetSampleCount() != 3 || req.GetSampleSum() != 76000 {
 		t.Errorf("request sizes: count %d sum %v, want 3 and 76000", req.GetSampleCount(), req.GetSampleSum())
 	}
@@ -310,7 +310,7 @@ func TestPrometheusClientCanceledApartFromServerErrors(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	s := promSeries(t, metrics.HTTPClientDuration)
+	s := promSeries(t, "http_client_request_duration_seconds")
 	if promCount(s, "http_request_method=GET,http_response_status_code=,server_address=127.0.0.1") != 1 {
 		t.Errorf("canceled request not recorded with an empty status: %v", promKeys(s))
 	}
@@ -338,14 +338,14 @@ func TestPrometheusClientServerAddressCap(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
-	s := promSeries(t, metrics.HTTPClientDuration)
+	s := promSeries(t, "http_client_request_duration_seconds")
 	if len(s) != 11 {
 		t.Errorf("%d series, want 11 (the cap and _OTHER): %v", len(s), promKeys(s))
 	}
 	if promCount(s, "http_request_method=GET,http_response_status_code=200,server_address=_OTHER") != 190 {
 		t.Errorf("_OTHER server_address: %v", promKeys(s))
 	}
-	if v := promSeries(t, "observe_metric_overflow_total")["metric="+metrics.HTTPClientDuration].GetCounter().GetValue(); v != 190 {
+	if v := promSeries(t, "observe_metric_overflow_total")["metric="+"http_client_request_duration_seconds"].GetCounter().GetValue(); v != 190 {
 		t.Errorf("overflow = %v, want 190", v)
 	}
 }

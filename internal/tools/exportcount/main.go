@@ -182,7 +182,7 @@ func main() {
 		if rel == "" {
 			rel = "(root)"
 		}
-		if !strings.HasPrefix(rel, "internal/") {
+		if !strings.HasPrefix(rel, "internal/") && !strings.Contains(rel, "/internal/") {
 			public += len(p.names)
 		}
 		fmt.Printf("%8d  %12d  %13d  %9d  %s\n", len(p.names), len(p.names)-len(tests)-len(none), len(tests), len(none), rel)
@@ -195,7 +195,7 @@ func main() {
 			}
 		}
 	}
-	fmt.Printf("%8d exported in total, %d outside internal/\n", total, public)
+	fmt.Printf("%8d exported in total, %d outside internal/ directories\n", total, public)
 }
 
 var usedKeys = map[string]bool{}

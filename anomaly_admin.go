@@ -6,13 +6,14 @@ import (
 	"time"
 )
 
-// mountAnomaly adds the anomaly admin endpoints (protected):
+// mountAnomaly adds the anomaly admin endpoints (protected like the status
+// page's APIs, so the page can show them with its session cookie):
 //
 //	GET /debug/anomalies                         active and recent anomalies, profile bursts kept
 //	GET /debug/anomalies/profiles/{id}/{type}    a burst's profile (type cpu or goroutines), pprof format
 func (o *Observer) mountAnomaly(mux *http.ServeMux) {
-	mux.Handle("GET /debug/anomalies", o.protect(http.HandlerFunc(o.serveAnomalies)))
-	mux.Handle("GET /debug/anomalies/profiles/{id}/{type}", o.protect(http.HandlerFunc(o.serveAnomalyProfile)))
+	mux.Handle("GET /debug/anomalies", o.protectStatus(false, http.HandlerFunc(o.serveAnomalies)))
+	mux.Handle("GET /debug/anomalies/profiles/{id}/{type}", o.protectStatus(false, http.HandlerFunc(o.serveAnomalyProfile)))
 }
 
 type anomalyView struct {

@@ -66,6 +66,7 @@ func adminGet(t *testing.T, h http.Handler, path string) (int, []byte) {
 	t.Helper()
 	req := httptest.NewRequest(http.MethodGet, path, nil)
 	req.RemoteAddr = "127.0.0.1:1234"
+	req.Host = "127.0.0.1:9464" // a loopback client naming an address, as the status APIs require
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	body, _ := io.ReadAll(rec.Body)

@@ -1,6 +1,7 @@
 // Command grpc is a gRPC server and client instrumented with observe: server
 // and client spans, rpc_server/client_call_duration_seconds, trace-correlated
-// logs, for unary and streaming calls, and the standard gRPC health service.
+// logs, for unary and streaming calls, and gRPC health backed by observe's
+// health state (obs.RegisterGRPCHealth), drained by obs.Shutdown.
 // It uses grpc's interop TestService, so there is no .proto to generate.
 //
 //	go run ./examples/grpc                   # serve on 127.0.0.1:50051, call it once a second
@@ -28,7 +29,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
@@ -67,9 +67,12 @@ func run(ctx context.Context, addr string, every time.Duration) error {
 	// any interceptor of yours after them.
 	srv := grpc.NewServer(middleware.GRPCServer()...)
 	testpb.RegisterTestServiceServer(srv, service{})
-	hs := health.NewServer() // grpc.health.v1.Health: Check, Watch, List
-	healthpb.RegisterHealthServer(srv, hs)
-	hs.SetServingStatus(testpb.TestService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	// grpc.health.v1.Health (Check, Watch, List) answered from observe's
+	// health state: SERVING once Init returned, NOT_SERVING while draining.
+	obs.RegisterGRPCHealth(srv)
+	// Shutdown drains it: NOT_SERVING at once, the drain delay, GracefulStop
+	// (Stop at the deadline), then the telemetry flush.
+	obs.AddGRPCServer(srv)
 
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -101,12 +104,9 @@ func run(ctx context.Context, addr string, every time.Duration) error {
 		}
 		select {
 		case <-ctx.Done():
-			hs.Shutdown() // health answers NOT_SERVING while the server drains
-			srv.GracefulStop()
-			if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-				return err
-			}
-			return nil
+			return nil // the deferred obs.Shutdown drains the server
+		case err := <-served:
+			return err
 		case <-t.C:
 		}
 	}

@@ -92,9 +92,10 @@ function schedule(fn) { clearTimeout(timer); timer = setTimeout(fn, REFRESH_MS);
 // ---- overview ------------------------------------------------------------
 async function overview(first) {
   const app = document.getElementById("app");
-  let status, red;
+  let status, red, anomalies;
   try {
-    [status, red] = await Promise.all([api("debug/status"), api("debug/red")]);
+    [status, red, anomalies] = await Promise.all([api("debug/status"), api("debug/red"),
+      api("debug/anomalies").catch(() => null)]); // off (404) or older: no card
     setLive(true);
   } catch (e) {
     setLive(false);
@@ -119,9 +120,11 @@ async function overview(first) {
     card("Health", healthView(hl)),
     card("observe itself", selfView(status.self)),
   );
+  const active = new Set(((anomalies && anomalies.active) || []).map((a) => a.transport + " " + a.route));
   app.replaceChildren(
     grid,
-    card("Routes · RED", redView(red)),
+    anomalies && anomalies.enabled ? card("Anomalies", anomalyView(anomalies)) : "",
+    card("Routes · RED", redView(red, active)),
     h("div", { class: "grid" }, card("Log levels", levelsView(status.levels)), card("Profiling", profilingView(status.profiling))),
   );
   for (const [k, v] of Object.entries(keep)) { const el = document.getElementById(k); if (el) el.value = v; }
@@ -162,7 +165,36 @@ function selfView(s) {
   return out;
 }
 
-function redView(red) {
+function anomalyValue(a, v) {
+  if (a.unit === "seconds") return fmtMs(v * 1000);
+  if (a.unit === "ratio") return fmtPct(v);
+  if (a.unit === "req/s") return fmtRate(v);
+  return String(Math.round(v * 1000) / 1000) + " " + (a.unit || "");
+}
+
+function anomalyRow(a, ended) {
+  const q = new URLSearchParams({ route: a.route });
+  const links = [h("a", { href: "#/traces?" + q.toString() }, "traces")];
+  if (a.profile) links.push(" · ", h("a", { href: "debug/anomalies/profiles/" + encodeURIComponent(a.profile) + "/cpu", title: "the CPU profile burst taken when it started (pprof)" }, "cpu profile"));
+  return h("tr", { class: "anomaly" },
+    h("td", {}, h("span", { class: "pill " + (ended ? "ok" : "err") }, ended ? "ended" : "active"), " ", h("code", {}, a.kind)),
+    h("td", {}, h("div", { class: "kind" }, a.transport.replace("_", " ")), h("code", {}, a.route || "(unmatched)")),
+    h("td", { class: "num" }, anomalyValue(a, a.baseline)), h("td", { class: "num" }, anomalyValue(a, ended ? a.last_observed : a.observed)),
+    h("td", { class: "num" }, (a.peak_score || a.score).toFixed(1)),
+    h("td", { class: "small" }, fmtTime(a.since), ended ? " → " + fmtTime(a.ended) : ""),
+    h("td", { class: "small" }, a.version ? h("code", {}, a.version) : ""),
+    h("td", { class: "small" }, links));
+}
+
+function anomalyView(an) {
+  const rows = an.active.map((a) => anomalyRow(a, false)).concat(an.recent.slice(0, 5).map((a) => anomalyRow(a, true)));
+  if (!rows.length) return h("p", { class: "empty" }, "No anomaly: every watched route is within its own recent behaviour.");
+  const head = h("tr", {}, h("th", {}, "state"), h("th", {}, "route"), h("th", { class: "num" }, "baseline"), h("th", { class: "num" }, "observed"),
+    h("th", { class: "num" }, "score"), h("th", {}, "since"), h("th", {}, "version"), h("th", {}, ""));
+  return h("div", { class: "scroll" }, h("table", { id: "anomaly-table" }, h("thead", {}, head), h("tbody", {}, rows)));
+}
+
+function redView(red, active) {
   if (red.note) return h("p", { class: "muted" }, red.note);
   if (!red.routes || !red.routes.length) return h("p", { class: "empty" }, "No requests yet. Routes appear here once the service has served traffic (sampled every " + red.interval_seconds + " s).");
   const head = h("tr", {}, h("th", {}, "route"), h("th", { class: "num" }, "req/s 1m"), h("th", { class: "num" }, "errors 1m"),
@@ -178,7 +210,8 @@ function redView(red) {
     if (r.errors_5m_traces) links.push(" · ", h("a", { href: "#/traces?" + new URLSearchParams({ route: r.route, error: "true" }) }, "errors"));
     for (const ex of (r.exemplars || []).slice(0, 2)) links.push(" · ", h("a", { href: "#/trace/" + ex.trace_id, title: "exemplar: " + fmtMs(ex.value_ms) }, "ex " + fmtMs(ex.value_ms)));
     return h("tr", { "data-route": r.route, "data-kind": r.kind },
-      h("td", {}, h("div", { class: "kind" }, r.kind.replace("_", " ")), h("code", {}, r.route || "(unmatched)")),
+      h("td", {}, h("div", { class: "kind" }, r.kind.replace("_", " ")), h("code", {}, r.route || "(unmatched)"),
+        active && active.has(r.kind + " " + r.route) ? [" ", h("span", { class: "pill err", title: "an anomaly is active on this route" }, "anomaly")] : ""),
       h("td", { class: "num" }, fmtRate(m1.rate)), h("td", { class: "num " + (m1.error_ratio > 0 ? "error" : "") }, fmtPct(m1.error_ratio)),
       h("td", { class: "num" }, fmtMs(m1.p50_ms)), h("td", { class: "num" }, fmtMs(m1.p95_ms)), h("td", { class: "num" }, fmtMs(m1.p99_ms)),
       h("td", { class: "num" }, fmtRate(m5.rate)), h("td", { class: "num " + (m5.error_ratio > 0 ? "error" : "") }, fmtPct(m5.error_ratio)),

@@ -256,7 +256,7 @@ func TestAnomalyEndToEnd(t *testing.T) {
 		return latency, len(active) == 0
 	}
 	windows = 0
-	for latency, all := ended(); !(latency && all) && windows < 20; latency, all = ended() {
+	for latency, all := ended(); !(latency && all) && windows < 60; latency, all = ended() {
 		window()
 		windows++
 	}

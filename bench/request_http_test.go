@@ -4,18 +4,17 @@ package bench
 
 import (
 	"context"
+	"github.com/observekit/observe/bench/internal/peer"
 	"log/slog"
 	"net/http"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/observekit/observe"
 	"github.com/observekit/observe/metrics"
 	"github.com/observekit/observe/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"go.opentelemetry.io/otel/trace"
 )
 
 // BenchmarkRequestHTTP is one request through the whole middleware at
@@ -71,43 +70,7 @@ func peerStack(b *testing.B, next http.Handler, log *slog.Logger) http.Handler {
 	}, []string{"method", "code"})
 	inFlight := prometheus.NewGauge(prometheus.GaugeOpts{Name: "http_server_active_requests", Help: "In flight."})
 	reg.MustRegister(duration, inFlight)
-	h := peerAccessLog(next, log)
+	h := peer.AccessLog(next, log)
 	h = promhttp.InstrumentHandlerInFlight(inFlight, promhttp.InstrumentHandlerDuration(duration, h))
 	return newOtelSDK(b).handler(h, false)
-}
-
-func peerAccessLog(next http.Handler, log *slog.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		rw := &peerStatusWriter{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(rw, r)
-		sc := trace.SpanContextFromContext(r.Context())
-		log.LogAttrs(r.Context(), slog.LevelInfo, "request",
-			slog.String("trace_id", sc.TraceID().String()),
-			slog.String("span_id", sc.SpanID().String()),
-			slog.String("http.request.method", r.Method),
-			slog.String("http.route", r.Pattern),
-			slog.String("url.path", r.URL.Path),
-			slog.Int("http.response.status_code", rw.status),
-			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-			slog.Int64("http.response.body.size", rw.written),
-		)
-	})
-}
-
-type peerStatusWriter struct {
-	http.ResponseWriter
-	status  int
-	written int64
-}
-
-func (s *peerStatusWriter) WriteHeader(code int) {
-	s.status = code
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *peerStatusWriter) Write(p []byte) (int, error) {
-	n, err := s.ResponseWriter.Write(p)
-	s.written += int64(n)
-	return n, err
 }

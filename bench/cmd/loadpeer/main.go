@@ -20,6 +20,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/observekit/observe/bench/internal/peer"
 	"log"
 	"log/slog"
 	"net"
@@ -36,7 +37,6 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/trace"
 )
 
 func main() {
@@ -107,48 +107,10 @@ func instrumented(ctx context.Context, mux *http.ServeMux) (http.Handler, func(c
 	reg.MustRegister(duration, inFlight)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
-	var h http.Handler = accessLog(mux)
+	var h http.Handler = peer.AccessLog(mux, slog.Default())
 	h = promhttp.InstrumentHandlerInFlight(inFlight, promhttp.InstrumentHandlerDuration(duration, h))
 	h = otelhttp.NewHandler(h, "server", otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
 		return r.Method + " " + r.Pattern
 	}))
 	return h, tp.Shutdown, nil
-}
-
-// accessLog writes one JSON line per request with the trace context, as
-// observe's access log does.
-func accessLog(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(rw, r)
-		sc := trace.SpanContextFromContext(r.Context())
-		slog.LogAttrs(r.Context(), slog.LevelInfo, "request",
-			slog.String("trace_id", sc.TraceID().String()),
-			slog.String("span_id", sc.SpanID().String()),
-			slog.String("http.request.method", r.Method),
-			slog.String("http.route", r.Pattern),
-			slog.String("url.path", r.URL.Path),
-			slog.Int("http.response.status_code", rw.status),
-			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-			slog.Int64("http.response.body.size", rw.written),
-		)
-	})
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	status  int
-	written int64
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	s.status = code
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(p []byte) (int, error) {
-	n, err := s.ResponseWriter.Write(p)
-	s.written += int64(n)
-	return n, err
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe"
+	"github.com/observekit/observe/internal/instance"
 	"github.com/observekit/observe/internal/testbackend"
 	"github.com/observekit/observe/middleware"
 	"go.uber.org/goleak"
@@ -408,7 +409,7 @@ func TestPanicsAreRecordedPerContract(t *testing.T) {
 	}
 	// The panic's span is in error.
 	var found bool
-	for _, sp := range obs.Tracing().Store().Spans() {
+	for _, sp := range instance.Of(obs).Tracing.Store().Spans() {
 		if sp.Name() == "GET /boom" {
 			found = true
 			if sp.Status().Code.String() != "Error" {
@@ -516,7 +517,7 @@ func TestSDKDisabledStillLogs(t *testing.T) {
 	cleanEnv(t)
 	t.Setenv("OTEL_SDK_DISABLED", "true")
 	obs, logs := initObs(t)
-	if obs.Tracing() != nil || obs.Metrics() != nil {
+	if instance.Of(obs).Tracing != nil || instance.Of(obs).Metrics != nil {
 		t.Fatal("tracing/metrics should be off")
 	}
 	mux := http.NewServeMux()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe"
+	"github.com/observekit/observe/internal/instance"
 	"github.com/observekit/observe/internal/testbackend"
 	"github.com/observekit/observe/middleware"
 	"go.uber.org/goleak"
@@ -64,7 +65,7 @@ func TestLifecycleHundredCycles(t *testing.T) {
 		resp.Body.Close()
 		// Let the push and export goroutines get going, so Shutdown has
 		// something to stop.
-		if err := obs.Tracing().ForceFlush(context.Background()); err != nil {
+		if err := instance.Of(obs).Tracing.ForceFlush(context.Background()); err != nil {
 			t.Fatalf("cycle %d: flush: %v", i, err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -1,9 +1,10 @@
-package observe_test
+package integration
 
 import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -230,7 +231,7 @@ func TestLifecycleInFlightRequestsComplete(t *testing.T) {
 		}
 		_, span := obs.Tracer("test").Start(r.Context(), "inner")
 		defer span.End()
-		observeLog(r.Context(), "slow request", "id", r.PathValue("id"))
+		slog.InfoContext(r.Context(), "slow request", "id", r.PathValue("id"))
 		w.Header().Set("Content-Length", "65536")
 		for off := 0; off < len(body); off += 8 << 10 {
 			_, _ = w.Write(body[off : off+8<<10])

@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 
 	"github.com/observekit/observe"
 	"github.com/observekit/observe/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Init once at startup, Shutdown on the way out; wrap the handler.
@@ -55,4 +57,26 @@ func ExampleObserver_AdminHandler() {
 	mux.ServeHTTP(rec, httptest.NewRequest("GET", "/admin/livez", nil))
 	fmt.Print(rec.Code, " ", rec.Body.String())
 	// Output: 200 {"status":"ok"}
+}
+
+// A metric of your own, served on the admin /metrics next to observe's.
+func ExampleObserver_Registerer() {
+	obs, err := observe.Init(context.Background(), observe.WithAdminAddr("off"), observe.WithLogWriter(io.Discard))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer obs.Shutdown(context.Background())
+
+	orders := prometheus.NewCounter(prometheus.CounterOpts{Name: "shop_orders_total", Help: "Orders placed."})
+	obs.Registerer().MustRegister(orders)
+	orders.Inc()
+
+	rec := httptest.NewRecorder()
+	obs.AdminHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if strings.HasPrefix(line, "shop_orders_total ") {
+			fmt.Println(line)
+		}
+	}
+	// Output: shop_orders_total 1
 }

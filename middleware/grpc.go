@@ -51,7 +51,10 @@ func WithMethodFilter(keep func(fullMethod string) bool) Option {
 //
 // The interceptors are chained (grpc.ChainUnaryInterceptor and
 // grpc.ChainStreamInterceptor), so they compose with yours; put these
-// options first to have panic recovery cover your interceptors too.
+// options first to have panic recovery cover your interceptors too. The
+// span and the metric come from a stats.Handler, the one place that sees
+// the calls gRPC fails before any interceptor runs: methods the server does
+// not serve, requests it cannot read, clients gone before dispatch.
 func GRPCServer(opts ...Option) []grpc.ServerOption {
 	h := &grpcServerHandler{opts: buildOptions(opts)}
 	return []grpc.ServerOption{

@@ -51,7 +51,10 @@ func WithMethodFilter(keep func(fullMethod string) bool) Option {
 //
 // The interceptors are chained (grpc.ChainUnaryInterceptor and
 // grpc.ChainStreamInterceptor), so they compose with yours; put these
-// options first to have panic recovery cover your interceptors too.
+// options first to have panic recovery cover your interceptors too. The
+// span and the metric come from a stats.Handler, the one place that sees
+// the calls gRPC fails before any interceptor runs: methods the server does
+// not serve, requests it cannot read, clients gone before dispatch.
 func GRPCServer(opts ...Option) []grpc.ServerOption {
 	h := &grpcServerHandler{opts: buildOptions(opts)}
 	return []grpc.ServerOption{
@@ -61,26 +64,13 @@ func GRPCServer(opts ...Option) []grpc.ServerOption {
 	}
 }
 
-// GRPCClient returns the options that instrument a grpc.ClientConn:
-//
-//	conn, err := grpc.NewClient(target, append(middleware.GRPCClient(), creds)...)
-//
-// Every call gets a client span named "pkg.Service/Method" (rpc.system.name,
-// rpc.method, rpc.response.status_code, server.address and server.port),
-// the trace context is sent in the call's metadata, and
-// rpc_client_call_duration_seconds is recorded. Any status but OK sets the
-// span's status to error.
-func GRPCClient(opts ...Option) []grpc.DialOption {
-	return []grpc.DialOption{grpc.WithStatsHandler(&grpcClientHandler{opts: buildOptions(opts)})}
-}
-
 var (
 	attrRPCSystem = attribute.String("rpc.system.name", "grpc")
 	rpcStatusKey  = attribute.Key("rpc.response.status_code")
 	rpcMethodKey  = attribute.Key("rpc.method")
 )
 
-// rpcState is one call's state; it is also the call's context (the tracing
+// rpcState is one server call's state; it is also the call's context (the tracing
 // context plus itself as a value), which saves a context.WithValue.
 type rpcState struct {
 	context.Context
@@ -99,12 +89,6 @@ type rpcState struct {
 	// held: start attributes handed over at the end, when nothing looks at
 	// them at the start (see tracing.Provider.StartAttributesObserved).
 	held *[]attribute.KeyValue
-	// client: the server's address, from stats.OutHeader.
-	peer atomic.Pointer[addrEntry]
-
-	// client: propagation headers to send.
-	md  [8]string
-	nmd int
 }
 
 // addrCache remembers the last address it split: the calls of one
@@ -142,23 +126,26 @@ func sameAddr(x, y net.Addr) bool {
 	return t != nil && t == reflect.TypeOf(y) && t.Comparable() && x == y
 }
 
-// startSpan starts a call's span with attrs, now or, when nothing looks at
-// them before the end, held in st for finish to hand over with the rest.
-func (st *rpcState) startSpan(ctx context.Context, tp *tracing.Provider, kind []trace.SpanStartOption, attrs []attribute.KeyValue) context.Context {
+// startCallSpan starts a call's span named name with attrs, now or, when
+// nothing looks at them before the end, held (returned) for the end to hand
+// over with the rest.
+func startCallSpan(ctx context.Context, tp *tracing.Provider, name string, kind []trace.SpanStartOption, attrs []attribute.KeyValue) (context.Context, trace.Span, *[]attribute.KeyValue) {
+	var span trace.Span
 	if tp.StartAttributesObserved() {
 		// Through a pooled copy, so the caller's attrs stay on its stack.
 		ap := attrPool.Get().(*[]attribute.KeyValue)
 		a := append((*ap)[:0], attrs...)
-		ctx, st.span = tp.Tracer().Start(ctx, st.method, kind[0], trace.WithAttributes(a...))
+		ctx, span = tp.Tracer().Start(ctx, name, kind[0], trace.WithAttributes(a...))
 		releaseAttrs(ap, a)
-		return ctx
+		return ctx, span, nil
 	}
-	ctx, st.span = tp.Tracer().Start(ctx, st.method, kind...)
-	if st.span.IsRecording() {
-		st.held = attrPool.Get().(*[]attribute.KeyValue)
-		*st.held = append((*st.held)[:0], attrs...)
+	ctx, span = tp.Tracer().Start(ctx, name, kind...)
+	if !span.IsRecording() {
+		return ctx, span, nil
 	}
-	return ctx
+	held := attrPool.Get().(*[]attribute.KeyValue)
+	*held = append((*held)[:0], attrs...)
+	return ctx, span, held
 }
 
 const (
@@ -202,27 +189,6 @@ func (c *incomingMD) Keys() []string {
 	keys := make([]string, 0, len(md))
 	for k := range md {
 		keys = append(keys, k)
-	}
-	return keys
-}
-
-// outgoingMD collects the propagation headers of a client call.
-type outgoingMD rpcState
-
-func (c *outgoingMD) Get(string) string { return "" }
-
-func (c *outgoingMD) Set(key, value string) {
-	if c.nmd+2 <= len(c.md) {
-		c.md[c.nmd] = strings.ToLower(key)
-		c.md[c.nmd+1] = value
-		c.nmd += 2
-	}
-}
-
-func (c *outgoingMD) Keys() []string {
-	keys := make([]string, 0, c.nmd/2)
-	for i := 0; i < c.nmd; i += 2 {
-		keys = append(keys, c.md[i])
 	}
 	return keys
 }
@@ -280,7 +246,7 @@ func (h *grpcServerHandler) TagRPC(ctx context.Context, info *stats.RPCTagInfo) 
 				}
 			}
 		}
-		ctx = st.startSpan(ctx, tp, serverOnly, attrs)
+		ctx, st.span, st.held = startCallSpan(ctx, tp, st.method, serverOnly, attrs)
 	} else {
 		st.span = trace.SpanFromContext(ctx)
 	}
@@ -502,79 +468,6 @@ func recoverGRPC(ctx context.Context, fullMethod string, p any) error {
 		slog.String("stack", string(stack)),
 	)
 	return status.Error(codes.Internal, "internal error")
-}
-
-// grpcClientHandler is the client's stats.Handler.
-type grpcClientHandler struct {
-	opts  options
-	addrs addrCache
-}
-
-func (h *grpcClientHandler) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
-	return ctx
-}
-
-func (h *grpcClientHandler) HandleConn(context.Context, stats.ConnStats) {}
-
-func (h *grpcClientHandler) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
-	st := newRPCState(ctx, h.opts, info.FullMethodName)
-	if st == nil {
-		return ctx
-	}
-	tp := st.tp
-	if tp != nil {
-		buf := [2]attribute.KeyValue{attrRPCSystem, rpcMethodKey.String(st.method)}
-		ctx = st.startSpan(ctx, tp, clientOnly, buf[:])
-	} else {
-		st.span = trace.SpanFromContext(ctx)
-	}
-	otel.GetTextMapPropagator().Inject(ctx, (*outgoingMD)(st))
-	if st.nmd > 0 {
-		ctx = metadata.AppendToOutgoingContext(ctx, st.md[:st.nmd]...)
-	}
-	st.Context = ctx
-	return st
-}
-
-func (h *grpcClientHandler) HandleRPC(ctx context.Context, rs stats.RPCStats) {
-	switch ev := rs.(type) {
-	case *stats.OutHeader:
-		// Kept for the end: a retried call has one per attempt; the last
-		// attempt's server is the one that answered.
-		if st := rpcStateFrom(ctx); st != nil && ev.RemoteAddr != nil {
-			st.peer.Store(h.addrs.get(ev.RemoteAddr))
-		}
-	case *stats.End:
-		st := rpcStateFrom(ctx)
-		if st == nil || !st.ended.CompareAndSwap(false, true) {
-			return
-		}
-		code := status.Code(ev.Error)
-		d := time.Since(st.start)
-		if st.tp != nil && st.span.IsRecording() {
-			ap := takeAttrs(st.held)
-			st.held = nil
-			attrs := append(*ap, rpcStatusKey.String(metrics.GRPCCodeName(uint32(code))))
-			if a := st.peer.Load(); a != nil && a.host != "" {
-				attrs = append(attrs, attribute.String("server.address", a.host))
-				if a.port > 0 {
-					attrs = append(attrs, attribute.Int("server.port", a.port))
-				}
-			}
-			if code != codes.OK {
-				attrs = append(attrs, attribute.String("error.type", metrics.GRPCCodeName(uint32(code))))
-				st.span.SetStatus(otelcodes.Error, statusMessage(ev.Error))
-			}
-			st.span.SetAttributes(attrs...)
-			releaseAttrs(ap, attrs)
-		}
-		if st.tp != nil {
-			st.span.End()
-		}
-		if st.m != nil {
-			st.m.RPCClient.Observe(st.method, uint32(code), d, st.span.SpanContext())
-		}
-	}
 }
 
 // keepMethod runs the program's method filter. It runs in gRPC's stats

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe/internal/accesslog"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // The access line is the one line every request writes. The middleware has
@@ -84,8 +85,9 @@ func writeHTTPAccess(ctx context.Context, h slog.Handler, end time.Time, l acces
 		path = r.String(path)
 	}
 	e := &w.s.enc
+	sc := trace.SpanContextFromContext(ctx)
 	bp := bufPool.Get().(*[]byte)
-	b := w.appendHeader((*bp)[:0], ctx, end, slog.LevelInfo, "request")
+	b := w.appendHeader((*bp)[:0], ctx, sc, end, slog.LevelInfo, "request")
 	b = e.appendKey(b, "", "http.request.method")
 	b = e.appendString(b, method)
 	b = e.appendKey(b, "", "http.route")
@@ -98,7 +100,7 @@ func writeHTTPAccess(ctx context.Context, h slog.Handler, end time.Time, l acces
 	b = e.appendValue(b, slog.Float64Value(durationMS(l.Dur)))
 	b = e.appendKey(b, "", "http.response.body.size")
 	b = strconv.AppendInt(b, l.Size, 10)
-	_ = w.finish(ctx, bp, b)
+	_ = w.finish(sc, bp, b)
 	return true
 }
 
@@ -108,8 +110,9 @@ func writeRPCAccess(ctx context.Context, h slog.Handler, end time.Time, l access
 		return false
 	}
 	e := &w.s.enc
+	sc := trace.SpanContextFromContext(ctx)
 	bp := bufPool.Get().(*[]byte)
-	b := w.appendHeader((*bp)[:0], ctx, end, slog.LevelInfo, "rpc")
+	b := w.appendHeader((*bp)[:0], ctx, sc, end, slog.LevelInfo, "rpc")
 	b = e.appendKey(b, "", "rpc.system")
 	b = e.appendString(b, "grpc")
 	b = e.appendKey(b, "", "rpc.method")
@@ -118,17 +121,17 @@ func writeRPCAccess(ctx context.Context, h slog.Handler, end time.Time, l access
 	b = e.appendString(b, l.Code)
 	b = e.appendKey(b, "", "duration_ms")
 	b = e.appendValue(b, slog.Float64Value(durationMS(l.Dur)))
-	_ = w.finish(ctx, bp, b)
+	_ = w.finish(sc, bp, b)
 	return true
 }
 
 // finish closes the line, writes it and returns the buffer to the pool.
-func (w *lineWriter) finish(ctx context.Context, bp *[]byte, b []byte) error {
+func (w *lineWriter) finish(sc trace.SpanContext, bp *[]byte, b []byte) error {
 	if !w.s.enc.text {
 		b = append(b, '}')
 	}
 	b = append(b, '\n')
-	err := w.emit(ctx, b, slog.LevelInfo)
+	err := w.emit(sc, b, slog.LevelInfo)
 	if cap(b) <= 64<<10 {
 		*bp = b[:0]
 		bufPool.Put(bp)

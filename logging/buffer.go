@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // defaultFlushInterval is how often buffered lines are written when nothing
@@ -35,9 +37,15 @@ type batchWriter struct {
 	wmu   sync.Mutex // held while flushing; orders the writes
 	spare []byte     // the other half of the double buffer; under wmu
 
-	mu     sync.Mutex // guards buf and closed
+	mu     sync.Mutex // guards buf, marks and closed
 	buf    []byte
 	closed bool // after Close every line is written at once
+
+	// The status page's ring, when there is one: the lines of buf that
+	// carry a trace ID are marked, and copied into the ring in one batch
+	// (one lock) when buf is flushed or the ring is read, off the log call.
+	ring  *LineRing
+	marks []ringMark
 
 	stop chan struct{}
 	done chan struct{}
@@ -45,7 +53,7 @@ type batchWriter struct {
 }
 
 // newBatchWriter starts the background writer; Close stops it.
-func newBatchWriter(w io.Writer, interval time.Duration) *batchWriter {
+func newBatchWriter(w io.Writer, interval time.Duration, ring *LineRing) *batchWriter {
 	if interval <= 0 {
 		interval = defaultFlushInterval
 	}
@@ -53,8 +61,12 @@ func newBatchWriter(w io.Writer, interval time.Duration) *batchWriter {
 		w:     w,
 		limit: bufferLimit,
 		buf:   make([]byte, 0, 4<<10),
+		ring:  ring,
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
+	}
+	if ring != nil {
+		ring.addSource(b.keepMarked)
 	}
 	go b.run(interval)
 	return b
@@ -74,13 +86,27 @@ func (b *batchWriter) run(interval time.Duration) {
 	}
 }
 
+// ringMark is a line of buf to keep in the ring.
+type ringMark struct {
+	tid      trace.TraceID
+	off, end int
+}
+
 // write adds one line. A line at WARN or above, or one that fills the
-// buffer, is flushed before write returns, with everything before it.
-func (b *batchWriter) write(line []byte, level slog.Level) error {
+// buffer, is flushed before write returns, with everything before it. A
+// valid tid marks the line for the ring.
+func (b *batchWriter) write(line []byte, level slog.Level, sc trace.SpanContext) error {
+	keep := b.ring != nil && sc.IsValid()
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
+		if keep {
+			b.ring.add(sc.TraceID(), line)
+		}
 		return b.writeNow(line)
+	}
+	if keep {
+		b.marks = append(b.marks, ringMark{tid: sc.TraceID(), off: len(b.buf), end: len(b.buf) + len(line)})
 	}
 	b.buf = append(b.buf, line...)
 	full := len(b.buf) >= b.limit
@@ -105,6 +131,7 @@ func (b *batchWriter) flush() error {
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
 	b.mu.Lock()
+	b.keepMarkedLocked()
 	out := b.buf
 	b.buf = b.spare[:0]
 	b.mu.Unlock()
@@ -132,6 +159,7 @@ func (b *batchWriter) Close() error {
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
 	b.mu.Lock()
+	b.keepMarkedLocked()
 	b.closed = true
 	out := b.buf
 	b.buf = nil
@@ -140,6 +168,25 @@ func (b *batchWriter) Close() error {
 		return nil
 	}
 	return writeRecovered(b.w, out)
+}
+
+// keepMarked copies the marked lines into the ring: before the ring is
+// read, so that it shows every line logged so far.
+func (b *batchWriter) keepMarked() {
+	b.mu.Lock()
+	b.keepMarkedLocked()
+	b.mu.Unlock()
+}
+
+// keepMarkedLocked copies the marked lines into the ring, under mu (the
+// ring keeps them in buffer order whoever calls it).
+func (b *batchWriter) keepMarkedLocked() {
+	if len(b.marks) == 0 {
+		return
+	}
+	b.ring.addMarked(b.buf, b.marks)
+	clear(b.marks)
+	b.marks = b.marks[:0]
 }
 
 // writeRecovered writes p to w. A Writer that panics (it is the program's)

@@ -40,14 +40,8 @@ type sink struct {
 
 // emit writes one finished line and, when the line belongs to a trace,
 // keeps it in the status page's ring.
-func (h *lineWriter) emit(ctx context.Context, line []byte, level slog.Level) error {
-	err := h.s.write(line, level)
-	if h.s.ring != nil {
-		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-			h.s.ring.add(sc.TraceID(), line)
-		}
-	}
-	return err
+func (h *lineWriter) emit(sc trace.SpanContext, line []byte, level slog.Level) error {
+	return h.s.write(line, level, sc)
 }
 
 // lineWriter is the terminal stage of the pipeline: it writes one JSON (or
@@ -101,7 +95,7 @@ func newLineWriter(o *Options) *lineWriter {
 	}
 	s.directAccess = directAccess(s.redactor)
 	if o.Buffered {
-		s.buf = newBatchWriter(w, o.FlushInterval)
+		s.buf = newBatchWriter(w, o.FlushInterval, o.Ring)
 	}
 	lw := &lineWriter{s: s, frames: []frame{{}}}
 	lw.fixed = lw.encodeFixed()
@@ -410,7 +404,8 @@ func (h *lineWriter) Handle(ctx context.Context, r slog.Record) (err error) {
 	if h.s.redactor != nil {
 		msg = h.s.redactor.String(msg)
 	}
-	st.b = h.appendHeader(st.b, ctx, r.Time, r.Level, msg)
+	sc := trace.SpanContextFromContext(ctx)
+	st.b = h.appendHeader(st.b, ctx, sc, r.Time, r.Level, msg)
 
 	// Bound attributes and open groups. The innermost frame receives the
 	// record's attributes; outer groups are opened only if something will be
@@ -451,7 +446,7 @@ func (h *lineWriter) Handle(ctx context.Context, r slog.Record) (err error) {
 	}
 	st.b = append(st.b, '\n')
 
-	err = h.emit(ctx, st.b, r.Level)
+	err = h.emit(sc, st.b, r.Level)
 	if cap(st.b) <= 64<<10 {
 		*bp = st.b
 		bufPool.Put(bp)
@@ -461,7 +456,7 @@ func (h *lineWriter) Handle(ctx context.Context, r slog.Record) (err error) {
 
 // appendHeader appends time, level, msg, the fixed fields, trace_id and
 // span_id. msg is already redacted.
-func (h *lineWriter) appendHeader(b []byte, ctx context.Context, t time.Time, l slog.Level, msg string) []byte {
+func (h *lineWriter) appendHeader(b []byte, ctx context.Context, sc trace.SpanContext, t time.Time, l slog.Level, msg string) []byte {
 	e := &h.s.enc
 	if t.IsZero() {
 		t = time.Now()
@@ -482,7 +477,7 @@ func (h *lineWriter) appendHeader(b []byte, ctx context.Context, t time.Time, l 
 		b = e.appendJSONString(b, msg)
 	}
 	b = append(b, h.fixed...)
-	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+	if sc.IsValid() {
 		tid, sid := sc.TraceID(), sc.SpanID()
 		if e.text {
 			b = append(b, " trace_id="...)
@@ -523,27 +518,44 @@ func (h *lineWriter) writeFallback(ctx context.Context, r slog.Record, p any) (e
 			msg = r.Message
 		}
 	}()
-	b := h.appendHeader(nil, ctx, r.Time, r.Level, msg)
+	b := h.appendHeader(nil, ctx, trace.SpanContextFromContext(ctx), r.Time, r.Level, msg)
 	b = h.s.enc.appendKey(b, "", "logging.error")
 	b = h.s.enc.appendString(b, fmt.Sprintf("!PANIC while encoding attributes: %v", p))
 	if !h.s.enc.text {
 		b = append(b, '}')
 	}
 	b = append(b, '\n')
-	return h.s.write(b, r.Level)
+	return h.s.write(b, r.Level, trace.SpanContext{})
 }
 
 // write writes one line under the lock, or adds it to the buffer (which
-// writes a WARN or ERROR line before returning). A Writer that panics (it is
+// writes a WARN or ERROR line before returning). A line of a valid span
+// context is kept in the ring, if any: unbuffered, under the same lock as
+// the write (the ring's, which the sink then uses as its own); buffered,
+// when the buffer is flushed or the ring read. A Writer that panics (it is
 // the program's) loses the line and leaves the lock released: holding it
 // would hang every later log call.
-func (s *sink) write(b []byte, l slog.Level) error {
+func (s *sink) write(b []byte, l slog.Level, sc trace.SpanContext) error {
 	if s.buf != nil {
-		return s.buf.write(b, l)
+		return s.buf.write(b, l, sc)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return writeRecovered(s.w, b)
+	r := s.ring
+	if r == nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return writeRecovered(s.w, b)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := writeRecovered(s.w, b)
+	if sc.IsValid() {
+		if len(b) > r.maxBytes/4 {
+			r.tooLong.Add(1)
+		} else {
+			r.addLocked(sc.TraceID(), b)
+		}
+	}
+	return err
 }
 
 // appendEncoded appends pre-encoded attributes, dropping the leading comma

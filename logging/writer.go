@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/observekit/observe/redact"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -28,6 +30,8 @@ type sink struct {
 	w        io.Writer
 	enc      encoder
 	redactor Redactor
+	policy   *redact.Policy // redactor, when it is observe's policy (see keys.go)
+	keys     keyCache
 	fields   []slog.Attr
 	sampling bool // a sampling stage may pass a sample_rate in the context
 	ring     *LineRing
@@ -93,6 +97,8 @@ func newLineWriter(o *Options) *lineWriter {
 		sampling: !o.Sampling.IsZero(),
 		ring:     o.Ring,
 	}
+	s.policy = policyOf(s.redactor)
+	s.keys.seed = maphash.MakeSeed()
 	s.directAccess = directAccess(s.redactor)
 	if o.Buffered {
 		s.buf = newBatchWriter(w, o.FlushInterval, o.Ring)
@@ -401,7 +407,9 @@ func (h *lineWriter) Handle(ctx context.Context, r slog.Record) (err error) {
 	e := &h.s.enc
 
 	msg := r.Message
-	if h.s.redactor != nil {
+	if p := h.s.policy; p != nil {
+		msg = p.String(msg)
+	} else if h.s.redactor != nil {
 		msg = h.s.redactor.String(msg)
 	}
 	sc := trace.SpanContextFromContext(ctx)
@@ -579,6 +587,7 @@ func (h *lineWriter) appendEncoded(st *state, enc []byte) {
 // attribute replaces an earlier one). Each attribute is redacted once either
 // way, so the policy's counts stay exact.
 func (h *lineWriter) appendRecordAttrs(st *state, fr *frame, r slog.Record, top bool) {
+	e := &h.s.enc
 	mark, markFirst := len(st.b), st.first
 	h.appendEncoded(st, fr.enc)
 	var done [16]slog.Attr // written by the fast path, already prepared
@@ -589,21 +598,39 @@ func (h *lineWriter) appendRecordAttrs(st *state, fr *frame, r slog.Record, top 
 	i := -1
 	r.Attrs(func(a slog.Attr) bool {
 		i++
-		a.Value = a.Value.Resolve()
+		if a.Value.Kind() == slog.KindLogValuer {
+			a.Value = a.Value.Resolve()
+		}
 		if a.Value.Kind() == slog.KindAny {
 			if _, ok := errorStack(a.Value); ok {
 				trigger, pending = i, a
 				return false
 			}
 		}
-		if h.s.redactor != nil {
+		k := h.s.lookup(a.Key)
+		if k != nil && h.s.policy != nil && !k.sensitive && plainKind(a.Value.Kind()) {
+			// What Policy.Attr would do, without the call: only a string
+			// can change.
+			if a.Value.Kind() == slog.KindString {
+				a.Value = slog.StringValue(h.s.policy.String(a.Value.String()))
+			}
+		} else if h.s.redactor != nil {
 			a = h.s.redactor.Attr(a)
 			a.Value = a.Value.Resolve()
+			if k != nil && a.Key != k.key {
+				k = h.s.lookup(a.Key)
+			}
 		}
-		if a.Equal(slog.Attr{}) {
+		if a.Key == "" && a.Value.Equal(slog.Value{}) {
 			return true
 		}
-		slow := (a.Key == "" && a.Value.Kind() == slog.KindGroup) || (top && isReserved(a.Key)) || fr.has(a.Key) || n == len(done)
+		var reserved bool
+		if k != nil {
+			reserved = k.reserved
+		} else {
+			reserved = isReserved(a.Key)
+		}
+		slow := (a.Key == "" && a.Value.Kind() == slog.KindGroup) || (top && reserved) || fr.has(a.Key) || n == len(done)
 		for j := 0; j < n && !slow; j++ {
 			slow = done[j].Key == a.Key
 		}
@@ -613,6 +640,16 @@ func (h *lineWriter) appendRecordAttrs(st *state, fr *frame, r slog.Record, top 
 		}
 		done[n] = a
 		n++
+		if k != nil && !e.text && a.Value.Kind() != slog.KindGroup {
+			if st.first {
+				st.first = false
+			} else {
+				st.b = append(st.b, ',')
+			}
+			st.b = append(st.b, k.json...)
+			st.b = e.appendValue(st.b, a.Value)
+			return true
+		}
 		h.appendAttr(st, a, 0)
 		return true
 	})
@@ -638,6 +675,16 @@ func (h *lineWriter) appendRecordAttrs(st *state, fr *frame, r slog.Record, top 
 	for _, a := range dedupe(all) {
 		h.appendAttr(st, a, 0)
 	}
+}
+
+// plainKind reports the kinds a policy passes as they are, strings apart
+// (scanned by Policy.String): no group, LogValuer or arbitrary value.
+func plainKind(k slog.Kind) bool {
+	switch k {
+	case slog.KindString, slog.KindInt64, slog.KindUint64, slog.KindFloat64, slog.KindBool, slog.KindDuration, slog.KindTime:
+		return true
+	}
+	return false
 }
 
 func (fr *frame) has(k string) bool {

@@ -5,7 +5,7 @@ import (
 	"strings"
 
 	"github.com/observekit/observe/internal/envconfig"
-	"github.com/observekit/observe/logging"
+	"github.com/observekit/observe/internal/logging"
 )
 
 // StatusLimits bound what the status page keeps in memory. Zero fields take

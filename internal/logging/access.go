@@ -78,7 +78,12 @@ func writeHTTPAccess(ctx context.Context, h slog.Handler, end time.Time, l acces
 		}
 	}()
 	method, path := l.Method, l.Path
-	if r := w.s.redactor; r != nil {
+	if p := w.s.policy; p != nil {
+		if !standardMethod(method) {
+			method = p.String(method)
+		}
+		path = p.String(path)
+	} else if r := w.s.redactor; r != nil {
 		if !standardMethod(method) {
 			method = r.String(method)
 		}
@@ -88,17 +93,18 @@ func writeHTTPAccess(ctx context.Context, h slog.Handler, end time.Time, l acces
 	sc := trace.SpanContextFromContext(ctx)
 	bp := bufPool.Get().(*[]byte)
 	b := w.appendHeader((*bp)[:0], ctx, sc, end, slog.LevelInfo, "request")
-	b = e.appendKey(b, "", "http.request.method")
+	// The keys are constants: in JSON, appended as encoded.
+	b = e.appendConstKey(b, "http.request.method", `,"http.request.method":`)
 	b = e.appendString(b, method)
-	b = e.appendKey(b, "", "http.route")
+	b = e.appendConstKey(b, "http.route", `,"http.route":`)
 	b = e.appendString(b, l.Route)
-	b = e.appendKey(b, "", "url.path")
+	b = e.appendConstKey(b, "url.path", `,"url.path":`)
 	b = e.appendString(b, path)
-	b = e.appendKey(b, "", "http.response.status_code")
+	b = e.appendConstKey(b, "http.response.status_code", `,"http.response.status_code":`)
 	b = strconv.AppendInt(b, int64(l.Status), 10)
-	b = e.appendKey(b, "", "duration_ms")
-	b = e.appendValue(b, slog.Float64Value(durationMS(l.Dur)))
-	b = e.appendKey(b, "", "http.response.body.size")
+	b = e.appendConstKey(b, "duration_ms", `,"duration_ms":`)
+	b = strconv.AppendFloat(b, durationMS(l.Dur), 'g', -1, 64)
+	b = e.appendConstKey(b, "http.response.body.size", `,"http.response.body.size":`)
 	b = strconv.AppendInt(b, l.Size, 10)
 	_ = w.finish(sc, bp, b)
 	return true
@@ -123,6 +129,15 @@ func writeRPCAccess(ctx context.Context, h slog.Handler, end time.Time, l access
 	b = e.appendValue(b, slog.Float64Value(durationMS(l.Dur)))
 	_ = w.finish(sc, bp, b)
 	return true
+}
+
+// appendConstKey appends key, a constant needing no escaping, whose JSON
+// form (separator, quotes and colon) is json.
+func (e *encoder) appendConstKey(b []byte, key, json string) []byte {
+	if e.text {
+		return e.appendKey(b, "", key)
+	}
+	return append(b, json...)
 }
 
 // finish closes the line, writes it and returns the buffer to the pool.

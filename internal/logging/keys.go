@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"strings"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/observekit/observe/redact"
 )
@@ -21,7 +22,8 @@ type attrKey struct {
 // keyCacheSlots bounds a sink's key cache; keys longer than
 // keyCacheMaxLen are worked out every time.
 const (
-	keyCacheSlots  = 512
+	keyCacheBits   = 9
+	keyCacheSlots  = 1 << keyCacheBits
 	keyCacheMaxLen = 64
 )
 
@@ -29,11 +31,17 @@ const (
 // the same few dozen keys over and over: asking the policy about a key and
 // escaping it once per key instead of once per attribute is most of what
 // redaction cost a line. It is direct-mapped and lock-free: a key goes into
-// the slot its hash picks, replacing what was there (counted in evicted),
-// so memory stays bounded whatever the keys.
+// the slot its content hash picks, replacing what was there (counted in
+// evicted), so memory stays bounded whatever the keys.
+//
+// Keys are mostly constants of the program, the same string data every
+// call: byAddr finds them by the address of their bytes first, without
+// hashing them (the entry's key is still compared, so an address reused
+// for other bytes is a miss, never a wrong answer).
 type keyCache struct {
 	seed    maphash.Seed
 	slots   [keyCacheSlots]atomic.Pointer[attrKey]
+	byAddr  [keyCacheSlots]atomic.Pointer[attrKey]
 	evicted atomic.Uint64
 }
 
@@ -43,8 +51,13 @@ func (s *sink) lookup(key string) *attrKey {
 		return nil
 	}
 	c := &s.keys
+	addr := &c.byAddr[(uint64(uintptr(unsafe.Pointer(unsafe.StringData(key))))*0x9e3779b97f4a7c15)>>(64-keyCacheBits)]
+	if k := addr.Load(); k != nil && k.key == key {
+		return k
+	}
 	slot := &c.slots[maphash.String(c.seed, key)%keyCacheSlots]
 	if k := slot.Load(); k != nil && k.key == key {
+		addr.Store(k)
 		return k
 	}
 	k := &attrKey{key: strings.Clone(key), reserved: isReserved(key)}
@@ -55,6 +68,7 @@ func (s *sink) lookup(key string) *attrKey {
 	if slot.Swap(k) != nil {
 		c.evicted.Add(1)
 	}
+	addr.Store(k)
 	return k
 }
 

@@ -598,25 +598,28 @@ func (h *lineWriter) appendRecordAttrs(st *state, fr *frame, r slog.Record, top 
 	i := -1
 	r.Attrs(func(a slog.Attr) bool {
 		i++
-		if a.Value.Kind() == slog.KindLogValuer {
+		kind := a.Value.Kind()
+		if kind == slog.KindLogValuer {
 			a.Value = a.Value.Resolve()
+			kind = a.Value.Kind()
 		}
-		if a.Value.Kind() == slog.KindAny {
+		if kind == slog.KindAny {
 			if _, ok := errorStack(a.Value); ok {
 				trigger, pending = i, a
 				return false
 			}
 		}
 		k := h.s.lookup(a.Key)
-		if k != nil && h.s.policy != nil && !k.sensitive && plainKind(a.Value.Kind()) {
+		if k != nil && h.s.policy != nil && !k.sensitive && plainKind(kind) {
 			// What Policy.Attr would do, without the call: only a string
 			// can change.
-			if a.Value.Kind() == slog.KindString {
+			if kind == slog.KindString {
 				a.Value = slog.StringValue(h.s.policy.String(a.Value.String()))
 			}
 		} else if h.s.redactor != nil {
 			a = h.s.redactor.Attr(a)
 			a.Value = a.Value.Resolve()
+			kind = a.Value.Kind()
 			if k != nil && a.Key != k.key {
 				k = h.s.lookup(a.Key)
 			}
@@ -630,7 +633,7 @@ func (h *lineWriter) appendRecordAttrs(st *state, fr *frame, r slog.Record, top 
 		} else {
 			reserved = isReserved(a.Key)
 		}
-		slow := (a.Key == "" && a.Value.Kind() == slog.KindGroup) || (top && reserved) || fr.has(a.Key) || n == len(done)
+		slow := (a.Key == "" && kind == slog.KindGroup) || (top && reserved) || fr.has(a.Key) || n == len(done)
 		for j := 0; j < n && !slow; j++ {
 			slow = done[j].Key == a.Key
 		}
@@ -640,7 +643,7 @@ func (h *lineWriter) appendRecordAttrs(st *state, fr *frame, r slog.Record, top 
 		}
 		done[n] = a
 		n++
-		if k != nil && !e.text && a.Value.Kind() != slog.KindGroup {
+		if k != nil && !e.text && kind != slog.KindGroup {
 			if st.first {
 				st.first = false
 			} else {

@@ -44,8 +44,9 @@ type batchWriter struct {
 	// The status page's ring, when there is one: the lines of buf that
 	// carry a trace ID are marked, and copied into the ring in one batch
 	// (one lock) when buf is flushed or the ring is read, off the log call.
-	ring  *LineRing
-	marks []ringMark
+	ring       *LineRing
+	marks      []ringMark
+	spareMarks []ringMark // under wmu
 
 	stop chan struct{}
 	done chan struct{}
@@ -131,10 +132,16 @@ func (b *batchWriter) flush() error {
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
 	b.mu.Lock()
-	b.keepMarkedLocked()
-	out := b.buf
-	b.buf = b.spare[:0]
+	out, marks := b.buf, b.marks
+	b.buf, b.marks = b.spare[:0], b.spareMarks[:0]
 	b.mu.Unlock()
+	// The ring gets the batch's lines outside mu (loggers go on adding)
+	// and under wmu, which keeps them in order with any other batch.
+	if len(marks) > 0 {
+		b.ring.addMarked(out, marks)
+		clear(marks)
+	}
+	b.spareMarks = marks[:0]
 	if len(out) == 0 {
 		b.spare = out
 		return nil
@@ -171,15 +178,18 @@ func (b *batchWriter) Close() error {
 }
 
 // keepMarked copies the marked lines into the ring: before the ring is
-// read, so that it shows every line logged so far.
+// read, so that it shows every line logged so far. It waits for a flush
+// under way (wmu), whose batch is older.
 func (b *batchWriter) keepMarked() {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
 	b.mu.Lock()
 	b.keepMarkedLocked()
 	b.mu.Unlock()
 }
 
-// keepMarkedLocked copies the marked lines into the ring, under mu (the
-// ring keeps them in buffer order whoever calls it).
+// keepMarkedLocked copies the marked lines still in buf into the ring,
+// under wmu and mu.
 func (b *batchWriter) keepMarkedLocked() {
 	if len(b.marks) == 0 {
 		return

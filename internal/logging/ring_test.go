@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -205,5 +206,61 @@ func TestLineRingWithBufferedOutput(t *testing.T) {
 	}
 	if st := ring.Stats(); st.Lines != 5 || st.Traces != 2 || st.TooLong != 1 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// Buffered, with loggers, flushes and readers racing: each trace's lines in
+// the ring are exactly its lines as written, in order.
+func TestLineRingBufferedConcurrent(t *testing.T) {
+	w := &countingWriter{}
+	ring := NewLineRing(1<<22, 10000)
+	o := observeOptions()
+	o.Writer, o.Ring, o.Buffered, o.FlushInterval = w, ring, true, time.Millisecond
+	h := New(o)
+	l := slog.New(h)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 200 {
+			for g := range 4 {
+				ring.Lines(tid(g))
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			ctx := spanCtx(tid(g))
+			for i := range 500 {
+				if i%100 == 99 {
+					l.WarnContext(ctx, "line", "i", i)
+				} else {
+					l.InfoContext(ctx, "line", "i", i)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	<-done
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	written := bytes.SplitAfter([]byte(w.String()), []byte("\n"))
+	for g := range 4 {
+		var want [][]byte
+		for _, line := range written {
+			if bytes.Contains(line, []byte(tid(g).String())) {
+				want = append(want, line)
+			}
+		}
+		got := ring.Lines(tid(g))
+		if len(want) != 500 || len(got) != 500 {
+			t.Fatalf("trace %d: %d lines kept, %d written", g, len(got), len(want))
+		}
+		for i := range got {
+			if !bytes.Equal(got[i], want[i]) || !bytes.Contains(got[i], fmt.Appendf(nil, `"i":%d}`, i)) {
+				t.Fatalf("trace %d line %d: kept %q, written %q", g, i, got[i], want[i])
+			}
+		}
 	}
 }

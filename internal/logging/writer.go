@@ -471,14 +471,14 @@ func (h *lineWriter) appendHeader(b []byte, ctx context.Context, sc trace.SpanCo
 	}
 	if e.text {
 		b = append(b, "time="...)
-		b = t.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = appendLineTime(b, t)
 		b = append(b, " level="...)
 		b = appendLevel(b, l)
 		b = append(b, " msg="...)
 		b = e.appendTextString(b, msg)
 	} else {
 		b = append(b, `{"time":"`...)
-		b = t.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = appendLineTime(b, t)
 		b = append(b, `","level":"`...)
 		b = appendLevel(b, l)
 		b = append(b, `","msg":`...)

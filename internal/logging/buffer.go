@@ -45,6 +45,7 @@ type batchWriter struct {
 	// carry a trace ID are marked, and copied into the ring in one batch
 	// (one lock) when buf is flushed or the ring is read, off the log call.
 	ring       *LineRing
+	rmu        sync.Mutex // held from a batch's swap until its lines are in the ring: keeps them in order
 	marks      []ringMark
 	spareMarks []ringMark // under wmu
 
@@ -131,16 +132,20 @@ func (b *batchWriter) writeNow(line []byte) error {
 func (b *batchWriter) flush() error {
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
+	b.rmu.Lock()
 	b.mu.Lock()
 	out, marks := b.buf, b.marks
 	b.buf, b.marks = b.spare[:0], b.spareMarks[:0]
 	b.mu.Unlock()
 	// The ring gets the batch's lines outside mu (loggers go on adding)
-	// and under wmu, which keeps them in order with any other batch.
+	// and under rmu, which keeps them in order with the lines a reader
+	// copies in; not under the write, so a stuck writer never stalls a
+	// reader of the ring.
 	if len(marks) > 0 {
 		b.ring.addMarked(out, marks)
 		clear(marks)
 	}
+	b.rmu.Unlock()
 	b.spareMarks = marks[:0]
 	if len(out) == 0 {
 		b.spare = out
@@ -165,12 +170,14 @@ func (b *batchWriter) Close() error {
 	// must not overtake the lines still buffered.
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
+	b.rmu.Lock()
 	b.mu.Lock()
 	b.keepMarkedLocked()
 	b.closed = true
 	out := b.buf
 	b.buf = nil
 	b.mu.Unlock()
+	b.rmu.Unlock()
 	if len(out) == 0 {
 		return nil
 	}
@@ -178,18 +185,18 @@ func (b *batchWriter) Close() error {
 }
 
 // keepMarked copies the marked lines into the ring: before the ring is
-// read, so that it shows every line logged so far. It waits for a flush
-// under way (wmu), whose batch is older.
+// read, so that it shows every line logged so far. It waits for a batch
+// being copied in (rmu), which is older, but not for a write.
 func (b *batchWriter) keepMarked() {
-	b.wmu.Lock()
-	defer b.wmu.Unlock()
+	b.rmu.Lock()
+	defer b.rmu.Unlock()
 	b.mu.Lock()
 	b.keepMarkedLocked()
 	b.mu.Unlock()
 }
 
 // keepMarkedLocked copies the marked lines still in buf into the ring,
-// under wmu and mu.
+// under rmu and mu.
 func (b *batchWriter) keepMarkedLocked() {
 	if len(b.marks) == 0 {
 		return

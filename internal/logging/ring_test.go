@@ -264,3 +264,49 @@ func TestLineRingBufferedConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// stuckWriter blocks every Write until release is closed.
+type stuckWriter struct {
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (s *stuckWriter) Write(p []byte) (int, error) {
+	s.once.Do(func() { close(s.entered) })
+	<-s.release
+	return len(p), nil
+}
+
+// A log writer stuck in Write (a stalled stdout pipe) holds up the log calls
+// that flush, but never a reader of the ring: the status page still answers.
+func TestLineRingReadableWhileWriterIsStuck(t *testing.T) {
+	w := &stuckWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	ring := NewLineRing(1<<16, 100)
+	o := observeOptions()
+	o.Writer, o.Ring, o.Buffered, o.FlushInterval = w, ring, true, time.Hour
+	h := New(o)
+	l := slog.New(h)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.WarnContext(spanCtx(tid(1)), "flushes and sticks")
+	}()
+	<-w.entered
+	l.InfoContext(spanCtx(tid(1)), "buffered behind it")
+	got := make(chan [][]byte)
+	go func() { got <- ring.Lines(tid(1)) }()
+	select {
+	case lines := <-got:
+		if len(lines) != 2 {
+			t.Fatalf("lines %q", lines)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Lines blocked behind a stuck writer")
+	}
+	close(w.release)
+	<-done
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -33,8 +33,9 @@ type LineRing struct {
 	arena    []byte // maxBytes, allocated by the first add
 	pos      int    // where the next line's bytes go
 	ents     []ringEntry
-	first    uint64 // sequence number of the oldest line held (1-based)
-	total    uint64 // lines ever kept; the newest's sequence number
+	oldest   int    // slot of the oldest line held
+	held     int    // lines held, in the slots from oldest on, circularly
+	total    uint64 // lines ever kept
 	evicted  uint64
 	tooLong  atomic.Uint64
 
@@ -61,7 +62,7 @@ func NewLineRing(maxBytes, maxLines int) *LineRing {
 	// The arena and the slots are allocated by the first line kept, so
 	// Init stays cheap and a service that never logs inside a trace never
 	// holds them.
-	return &LineRing{maxBytes: maxBytes, maxLines: maxLines, first: 1}
+	return &LineRing{maxBytes: maxBytes, maxLines: maxLines}
 }
 
 // addSource registers a holder of lines not yet copied in.
@@ -120,18 +121,25 @@ func (r *LineRing) addLocked(tid trace.TraceID, line []byte) {
 	// Lines lie in the arena oldest first from pos on, circularly: free
 	// the oldest while they sit where the new line goes (with a wrap, also
 	// the unused tail), or while every slot is taken.
-	slots := uint64(len(r.ents))
-	for r.first <= r.total {
-		e := &r.ents[(r.first-1)%slots]
-		full := r.total-r.first+1 >= slots
-		if !full && !overlaps(e.off, e.n, off, n) && !(wrap && e.off >= r.pos) {
+	// Slot indexes wrap by comparison, not division: this runs per line.
+	for r.held > 0 {
+		e := &r.ents[r.oldest]
+		if r.held < len(r.ents) && !overlaps(e.off, e.n, off, n) && !(wrap && e.off >= r.pos) {
 			break
 		}
-		r.first++
+		if r.oldest++; r.oldest == len(r.ents) {
+			r.oldest = 0
+		}
+		r.held--
 		r.evicted++
 	}
+	slot := r.oldest + r.held
+	if slot >= len(r.ents) {
+		slot -= len(r.ents)
+	}
+	r.ents[slot] = ringEntry{tid: tid, off: off, n: n}
+	r.held++
 	r.total++
-	r.ents[(r.total-1)%slots] = ringEntry{tid: tid, off: off, n: n}
 	copy(r.arena[off:off+n], line)
 	r.pos = off + n
 }
@@ -148,9 +156,8 @@ func (r *LineRing) Lines(tid trace.TraceID) [][]byte {
 	if r.ents == nil {
 		return nil
 	}
-	slots := uint64(len(r.ents))
-	for seq := r.first; seq <= r.total; seq++ {
-		if e := &r.ents[(seq-1)%slots]; e.tid == tid {
+	for i := range r.held {
+		if e := &r.ents[(r.oldest+i)%len(r.ents)]; e.tid == tid {
 			out = append(out, append([]byte(nil), r.arena[e.off:e.off+e.n]...))
 		}
 	}
@@ -175,14 +182,12 @@ func (r *LineRing) Stats() RingStats {
 	r.mu.Lock()
 	st := RingStats{
 		MaxBytes: r.maxBytes, MaxLines: r.maxLines,
-		Lines: int(r.total - r.first + 1),
+		Lines: r.held,
 		Total: r.total, Evicted: r.evicted, TooLong: r.tooLong.Load(),
 	}
 	tids := make([]trace.TraceID, 0, st.Lines)
-	if slots := uint64(len(r.ents)); slots > 0 {
-		for seq := r.first; seq <= r.total; seq++ {
-			tids = append(tids, r.ents[(seq-1)%slots].tid)
-		}
+	for i := range r.held {
+		tids = append(tids, r.ents[(r.oldest+i)%len(r.ents)].tid)
 	}
 	r.mu.Unlock()
 	if len(tids) > 0 {

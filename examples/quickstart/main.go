@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe"
+	"github.com/observekit/observe/logging"
 	"github.com/observekit/observe/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel"
@@ -121,6 +122,10 @@ func hello(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "hello, %s\n", name)
 }
 
+// inventoryLog has a level of its own: PUT /loglevel {"logger":"inventory","level":"debug"}
+// shows its DEBUG lines without those of the rest of the service.
+var inventoryLog = logging.Named("inventory")
+
 func work(w http.ResponseWriter, r *http.Request) {
 	ctx, span := otel.Tracer("quickstart").Start(r.Context(), "compute")
 	defer span.End()
@@ -132,7 +137,7 @@ func work(w http.ResponseWriter, r *http.Request) {
 	_, query := otel.Tracer("quickstart").Start(ctx, "query inventory")
 	time.Sleep(d)
 	query.End()
-	slog.DebugContext(ctx, "computed", "took", d)
+	inventoryLog.DebugContext(ctx, "computed", "took", d)
 	if rand.IntN(10) == 0 {
 		slog.ErrorContext(ctx, "work failed", "error", errors.New("upstream timeout"))
 		http.Error(w, "upstream timeout", http.StatusBadGateway)

@@ -38,9 +38,9 @@ func traceID(tid int) trace.TraceID {
 	return t
 }
 
-// The index against a model: after any number of wraps, Trace returns
+// The store against a model: after any number of wraps, Trace returns
 // exactly the held spans of the trace, in order; evictions are counted;
-// a trace whose spans are all gone leaves no index entry.
+// a trace whose spans are all gone is no longer counted in Traces.
 func TestSpanStoreIndexMatchesAModel(t *testing.T) {
 	for _, size := range []int{1, 7, 64} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
@@ -77,7 +77,7 @@ func TestSpanStoreIndexMatchesAModel(t *testing.T) {
 				}
 			}
 			if st.Traces != traces {
-				t.Fatalf("index holds %d traces, want %d", st.Traces, traces)
+				t.Fatalf("store counts %d traces, want %d", st.Traces, traces)
 			}
 		})
 	}

@@ -128,7 +128,7 @@ func (p *Policy) String(s string) string {
 // what it redacts.
 func (p *Policy) redactString(s string) (string, bool) {
 	cls, digits := p.classify(s)
-	if cls == 0 && len(p.user) == 0 {
+	if len(p.user) == 0 && !mayFind(cls, digits) {
 		return s, false
 	}
 	return p.redactFound(s, cls, digits)
@@ -150,7 +150,7 @@ func (p *Policy) redactFound(s string, cls uint16, digits int) (string, bool) {
 // dirtyString reports whether redactString would change s, without counting.
 func (p *Policy) dirtyString(s string) bool {
 	cls, digits := p.classify(s)
-	if cls == 0 && len(p.user) == 0 {
+	if len(p.user) == 0 && !mayFind(cls, digits) {
 		return false
 	}
 	return p.foundAny(s, cls, digits)
@@ -190,6 +190,24 @@ func classOf(t *[256]uint16, s string) (cls uint16, digits int) {
 		d += uint(c & clsDigit)
 	}
 	return a | b, int(d)
+}
+
+// mayFind reports whether scan would run any built-in scanner on a string
+// of these trigger classes and digits: false means the string is clean, with
+// no scan. It must stay a superset of scan's conditions (it ignores which
+// kinds are enabled, so it may say true for nothing). Clean strings with a
+// dash or a few digits ("eu-west-1", "u-1234") end here.
+func mayFind(cls uint16, digits int) bool {
+	switch {
+	case cls&(clsA|clsG|clsAt|clsKV) != 0, // cloud keys, GOCSPX-, PEM (needs G), e-mail, user info, key=value
+		cls&(clsJ|clsDot) == clsJ|clsDot,                // JWT
+		cls&(clsDot|clsY) == clsDot|clsY && digits >= 2, // ya29.
+		cls&(clsB|clsSpace) == clsB|clsSpace,            // Bearer, Basic
+		digits >= 13,                                    // cards
+		digits >= 9 && cls&clsDash != 0:                 // SSNs
+		return true
+	}
+	return false
 }
 
 func (p *Policy) scan(s string, cls uint16, digits int, sp *spans) {

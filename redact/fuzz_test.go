@@ -222,3 +222,27 @@ func FuzzRedactArbitrary(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMayFind checks the early exit of String: a string mayFind calls clean
+// is one the full scan finds nothing in.
+func FuzzMayFind(f *testing.F) {
+	for _, s := range plantedSecrets {
+		f.Add(s.text)
+	}
+	for _, s := range []string{"eu-west-1", "u-1234", "/users/{id}", "123-45-6789", "a@b.co", "ya29.a0AfH6SMBx", "Bearer abcdefgh12"} {
+		f.Add(s)
+	}
+	p := Default()
+	f.Fuzz(func(t *testing.T, s string) {
+		cls, digits := p.classify(s)
+		if !mayFind(cls, digits) && p.foundAny(s, cls, digits) {
+			t.Fatalf("mayFind says clean, the scan finds a secret in %q", s)
+		}
+		for _, x := range plantedSecrets {
+			in := s + " " + x.text
+			if c, d := p.classify(in); !mayFind(c, d) {
+				t.Fatalf("%s secret not even looked for in %q", x.kind, in)
+			}
+		}
+	})
+}

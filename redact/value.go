@@ -132,7 +132,7 @@ func (p *Policy) attrClean(a *slog.Attr) bool {
 	case slog.KindString:
 		s := a.Value.String()
 		cls, digits := p.classify(s)
-		return cls == 0 && len(p.user) == 0 || !p.foundAny(s, cls, digits)
+		return len(p.user) == 0 && !mayFind(cls, digits) || !p.foundAny(s, cls, digits)
 	case slog.KindInt64, slog.KindUint64, slog.KindFloat64, slog.KindBool, slog.KindDuration, slog.KindTime:
 		return true
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe/internal/accesslog"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // The access line is the one line every request writes. The middleware has
@@ -77,28 +78,35 @@ func writeHTTPAccess(ctx context.Context, h slog.Handler, end time.Time, l acces
 		}
 	}()
 	method, path := l.Method, l.Path
-	if r := w.s.redactor; r != nil {
+	if p := w.s.policy; p != nil {
+		if !standardMethod(method) {
+			method = p.String(method)
+		}
+		path = p.String(path)
+	} else if r := w.s.redactor; r != nil {
 		if !standardMethod(method) {
 			method = r.String(method)
 		}
 		path = r.String(path)
 	}
 	e := &w.s.enc
+	sc := trace.SpanContextFromContext(ctx)
 	bp := bufPool.Get().(*[]byte)
-	b := w.appendHeader((*bp)[:0], ctx, end, slog.LevelInfo, "request")
-	b = e.appendKey(b, "", "http.request.method")
+	b := w.appendHeader((*bp)[:0], ctx, sc, end, slog.LevelInfo, "request")
+	// The keys are constants: in JSON, appended as encoded.
+	b = e.appendConstKey(b, "http.request.method", `,"http.request.method":`)
 	b = e.appendString(b, method)
-	b = e.appendKey(b, "", "http.route")
+	b = e.appendConstKey(b, "http.route", `,"http.route":`)
 	b = e.appendString(b, l.Route)
-	b = e.appendKey(b, "", "url.path")
+	b = e.appendConstKey(b, "url.path", `,"url.path":`)
 	b = e.appendString(b, path)
-	b = e.appendKey(b, "", "http.response.status_code")
+	b = e.appendConstKey(b, "http.response.status_code", `,"http.response.status_code":`)
 	b = strconv.AppendInt(b, int64(l.Status), 10)
-	b = e.appendKey(b, "", "duration_ms")
-	b = e.appendValue(b, slog.Float64Value(durationMS(l.Dur)))
-	b = e.appendKey(b, "", "http.response.body.size")
+	b = e.appendConstKey(b, "duration_ms", `,"duration_ms":`)
+	b = strconv.AppendFloat(b, durationMS(l.Dur), 'g', -1, 64)
+	b = e.appendConstKey(b, "http.response.body.size", `,"http.response.body.size":`)
 	b = strconv.AppendInt(b, l.Size, 10)
-	_ = w.finish(ctx, bp, b)
+	_ = w.finish(sc, bp, b)
 	return true
 }
 
@@ -108,8 +116,9 @@ func writeRPCAccess(ctx context.Context, h slog.Handler, end time.Time, l access
 		return false
 	}
 	e := &w.s.enc
+	sc := trace.SpanContextFromContext(ctx)
 	bp := bufPool.Get().(*[]byte)
-	b := w.appendHeader((*bp)[:0], ctx, end, slog.LevelInfo, "rpc")
+	b := w.appendHeader((*bp)[:0], ctx, sc, end, slog.LevelInfo, "rpc")
 	b = e.appendKey(b, "", "rpc.system")
 	b = e.appendString(b, "grpc")
 	b = e.appendKey(b, "", "rpc.method")
@@ -118,17 +127,26 @@ func writeRPCAccess(ctx context.Context, h slog.Handler, end time.Time, l access
 	b = e.appendString(b, l.Code)
 	b = e.appendKey(b, "", "duration_ms")
 	b = e.appendValue(b, slog.Float64Value(durationMS(l.Dur)))
-	_ = w.finish(ctx, bp, b)
+	_ = w.finish(sc, bp, b)
 	return true
 }
 
+// appendConstKey appends key, a constant needing no escaping, whose JSON
+// form (separator, quotes and colon) is json.
+func (e *encoder) appendConstKey(b []byte, key, json string) []byte {
+	if e.text {
+		return e.appendKey(b, "", key)
+	}
+	return append(b, json...)
+}
+
 // finish closes the line, writes it and returns the buffer to the pool.
-func (w *lineWriter) finish(ctx context.Context, bp *[]byte, b []byte) error {
+func (w *lineWriter) finish(sc trace.SpanContext, bp *[]byte, b []byte) error {
 	if !w.s.enc.text {
 		b = append(b, '}')
 	}
 	b = append(b, '\n')
-	err := w.emit(ctx, b, slog.LevelInfo)
+	err := w.emit(sc, b, slog.LevelInfo)
 	if cap(b) <= 64<<10 {
 		*bp = b[:0]
 		bufPool.Put(bp)

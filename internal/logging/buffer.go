@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // defaultFlushInterval is how often buffered lines are written when nothing
@@ -35,9 +37,17 @@ type batchWriter struct {
 	wmu   sync.Mutex // held while flushing; orders the writes
 	spare []byte     // the other half of the double buffer; under wmu
 
-	mu     sync.Mutex // guards buf and closed
+	mu     sync.Mutex // guards buf, marks and closed
 	buf    []byte
 	closed bool // after Close every line is written at once
+
+	// The status page's ring, when there is one: the lines of buf that
+	// carry a trace ID are marked, and copied into the ring in one batch
+	// (one lock) when buf is flushed or the ring is read, off the log call.
+	ring       *LineRing
+	rmu        sync.Mutex // held from a batch's swap until its lines are in the ring: keeps them in order
+	marks      []ringMark
+	spareMarks []ringMark // under wmu
 
 	stop chan struct{}
 	done chan struct{}
@@ -45,7 +55,7 @@ type batchWriter struct {
 }
 
 // newBatchWriter starts the background writer; Close stops it.
-func newBatchWriter(w io.Writer, interval time.Duration) *batchWriter {
+func newBatchWriter(w io.Writer, interval time.Duration, ring *LineRing) *batchWriter {
 	if interval <= 0 {
 		interval = defaultFlushInterval
 	}
@@ -53,8 +63,12 @@ func newBatchWriter(w io.Writer, interval time.Duration) *batchWriter {
 		w:     w,
 		limit: bufferLimit,
 		buf:   make([]byte, 0, 4<<10),
+		ring:  ring,
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
+	}
+	if ring != nil {
+		ring.addSource(b.keepMarked)
 	}
 	go b.run(interval)
 	return b
@@ -74,13 +88,27 @@ func (b *batchWriter) run(interval time.Duration) {
 	}
 }
 
+// ringMark is a line of buf to keep in the ring.
+type ringMark struct {
+	tid      trace.TraceID
+	off, end int
+}
+
 // write adds one line. A line at WARN or above, or one that fills the
-// buffer, is flushed before write returns, with everything before it.
-func (b *batchWriter) write(line []byte, level slog.Level) error {
+// buffer, is flushed before write returns, with everything before it. A
+// valid tid marks the line for the ring.
+func (b *batchWriter) write(line []byte, level slog.Level, sc trace.SpanContext) error {
+	keep := b.ring != nil && sc.IsValid()
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
+		if keep {
+			b.ring.add(sc.TraceID(), line)
+		}
 		return b.writeNow(line)
+	}
+	if keep {
+		b.marks = append(b.marks, ringMark{tid: sc.TraceID(), off: len(b.buf), end: len(b.buf) + len(line)})
 	}
 	b.buf = append(b.buf, line...)
 	full := len(b.buf) >= b.limit
@@ -104,10 +132,21 @@ func (b *batchWriter) writeNow(line []byte) error {
 func (b *batchWriter) flush() error {
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
+	b.rmu.Lock()
 	b.mu.Lock()
-	out := b.buf
-	b.buf = b.spare[:0]
+	out, marks := b.buf, b.marks
+	b.buf, b.marks = b.spare[:0], b.spareMarks[:0]
 	b.mu.Unlock()
+	// The ring gets the batch's lines outside mu (loggers go on adding)
+	// and under rmu, which keeps them in order with the lines a reader
+	// copies in; not under the write, so a stuck writer never stalls a
+	// reader of the ring.
+	if len(marks) > 0 {
+		b.ring.addMarked(out, marks)
+		clear(marks)
+	}
+	b.rmu.Unlock()
+	b.spareMarks = marks[:0]
 	if len(out) == 0 {
 		b.spare = out
 		return nil
@@ -131,15 +170,40 @@ func (b *batchWriter) Close() error {
 	// must not overtake the lines still buffered.
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
+	b.rmu.Lock()
 	b.mu.Lock()
+	b.keepMarkedLocked()
 	b.closed = true
 	out := b.buf
 	b.buf = nil
 	b.mu.Unlock()
+	b.rmu.Unlock()
 	if len(out) == 0 {
 		return nil
 	}
 	return writeRecovered(b.w, out)
+}
+
+// keepMarked copies the marked lines into the ring: before the ring is
+// read, so that it shows every line logged so far. It waits for a batch
+// being copied in (rmu), which is older, but not for a write.
+func (b *batchWriter) keepMarked() {
+	b.rmu.Lock()
+	defer b.rmu.Unlock()
+	b.mu.Lock()
+	b.keepMarkedLocked()
+	b.mu.Unlock()
+}
+
+// keepMarkedLocked copies the marked lines still in buf into the ring,
+// under rmu and mu.
+func (b *batchWriter) keepMarkedLocked() {
+	if len(b.marks) == 0 {
+		return
+	}
+	b.ring.addMarked(b.buf, b.marks)
+	clear(b.marks)
+	b.marks = b.marks[:0]
 }
 
 // writeRecovered writes p to w. A Writer that panics (it is the program's)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/observekit/observe/redact"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -28,6 +30,8 @@ type sink struct {
 	w        io.Writer
 	enc      encoder
 	redactor Redactor
+	policy   *redact.Policy // redactor, when it is observe's policy (see keys.go)
+	keys     keyCache
 	fields   []slog.Attr
 	sampling bool // a sampling stage may pass a sample_rate in the context
 	ring     *LineRing
@@ -40,14 +44,8 @@ type sink struct {
 
 // emit writes one finished line and, when the line belongs to a trace,
 // keeps it in the status page's ring.
-func (h *lineWriter) emit(ctx context.Context, line []byte, level slog.Level) error {
-	err := h.s.write(line, level)
-	if h.s.ring != nil {
-		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-			h.s.ring.add(sc.TraceID(), line)
-		}
-	}
-	return err
+func (h *lineWriter) emit(sc trace.SpanContext, line []byte, level slog.Level) error {
+	return h.s.write(line, level, sc)
 }
 
 // lineWriter is the terminal stage of the pipeline: it writes one JSON (or
@@ -99,9 +97,11 @@ func newLineWriter(o *Options) *lineWriter {
 		sampling: !o.Sampling.IsZero(),
 		ring:     o.Ring,
 	}
+	s.policy = policyOf(s.redactor)
+	s.keys.seed = maphash.MakeSeed()
 	s.directAccess = directAccess(s.redactor)
 	if o.Buffered {
-		s.buf = newBatchWriter(w, o.FlushInterval)
+		s.buf = newBatchWriter(w, o.FlushInterval, o.Ring)
 	}
 	lw := &lineWriter{s: s, frames: []frame{{}}}
 	lw.fixed = lw.encodeFixed()
@@ -407,10 +407,13 @@ func (h *lineWriter) Handle(ctx context.Context, r slog.Record) (err error) {
 	e := &h.s.enc
 
 	msg := r.Message
-	if h.s.redactor != nil {
+	if p := h.s.policy; p != nil {
+		msg = p.String(msg)
+	} else if h.s.redactor != nil {
 		msg = h.s.redactor.String(msg)
 	}
-	st.b = h.appendHeader(st.b, ctx, r.Time, r.Level, msg)
+	sc := trace.SpanContextFromContext(ctx)
+	st.b = h.appendHeader(st.b, ctx, sc, r.Time, r.Level, msg)
 
 	// Bound attributes and open groups. The innermost frame receives the
 	// record's attributes; outer groups are opened only if something will be
@@ -451,7 +454,7 @@ func (h *lineWriter) Handle(ctx context.Context, r slog.Record) (err error) {
 	}
 	st.b = append(st.b, '\n')
 
-	err = h.emit(ctx, st.b, r.Level)
+	err = h.emit(sc, st.b, r.Level)
 	if cap(st.b) <= 64<<10 {
 		*bp = st.b
 		bufPool.Put(bp)
@@ -461,28 +464,28 @@ func (h *lineWriter) Handle(ctx context.Context, r slog.Record) (err error) {
 
 // appendHeader appends time, level, msg, the fixed fields, trace_id and
 // span_id. msg is already redacted.
-func (h *lineWriter) appendHeader(b []byte, ctx context.Context, t time.Time, l slog.Level, msg string) []byte {
+func (h *lineWriter) appendHeader(b []byte, ctx context.Context, sc trace.SpanContext, t time.Time, l slog.Level, msg string) []byte {
 	e := &h.s.enc
 	if t.IsZero() {
 		t = time.Now()
 	}
 	if e.text {
 		b = append(b, "time="...)
-		b = t.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = appendLineTime(b, t)
 		b = append(b, " level="...)
 		b = appendLevel(b, l)
 		b = append(b, " msg="...)
 		b = e.appendTextString(b, msg)
 	} else {
 		b = append(b, `{"time":"`...)
-		b = t.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = appendLineTime(b, t)
 		b = append(b, `","level":"`...)
 		b = appendLevel(b, l)
 		b = append(b, `","msg":`...)
 		b = e.appendJSONString(b, msg)
 	}
 	b = append(b, h.fixed...)
-	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+	if sc.IsValid() {
 		tid, sid := sc.TraceID(), sc.SpanID()
 		if e.text {
 			b = append(b, " trace_id="...)
@@ -523,27 +526,44 @@ func (h *lineWriter) writeFallback(ctx context.Context, r slog.Record, p any) (e
 			msg = r.Message
 		}
 	}()
-	b := h.appendHeader(nil, ctx, r.Time, r.Level, msg)
+	b := h.appendHeader(nil, ctx, trace.SpanContextFromContext(ctx), r.Time, r.Level, msg)
 	b = h.s.enc.appendKey(b, "", "logging.error")
 	b = h.s.enc.appendString(b, fmt.Sprintf("!PANIC while encoding attributes: %v", p))
 	if !h.s.enc.text {
 		b = append(b, '}')
 	}
 	b = append(b, '\n')
-	return h.s.write(b, r.Level)
+	return h.s.write(b, r.Level, trace.SpanContext{})
 }
 
 // write writes one line under the lock, or adds it to the buffer (which
-// writes a WARN or ERROR line before returning). A Writer that panics (it is
+// writes a WARN or ERROR line before returning). A line of a valid span
+// context is kept in the ring, if any: unbuffered, under the same lock as
+// the write (the ring's, which the sink then uses as its own); buffered,
+// when the buffer is flushed or the ring read. A Writer that panics (it is
 // the program's) loses the line and leaves the lock released: holding it
 // would hang every later log call.
-func (s *sink) write(b []byte, l slog.Level) error {
+func (s *sink) write(b []byte, l slog.Level, sc trace.SpanContext) error {
 	if s.buf != nil {
-		return s.buf.write(b, l)
+		return s.buf.write(b, l, sc)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return writeRecovered(s.w, b)
+	r := s.ring
+	if r == nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return writeRecovered(s.w, b)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := writeRecovered(s.w, b)
+	if sc.IsValid() {
+		if len(b) > r.maxBytes/4 {
+			r.tooLong.Add(1)
+		} else {
+			r.addLocked(sc.TraceID(), b)
+		}
+	}
+	return err
 }
 
 // appendEncoded appends pre-encoded attributes, dropping the leading comma
@@ -567,6 +587,7 @@ func (h *lineWriter) appendEncoded(st *state, enc []byte) {
 // attribute replaces an earlier one). Each attribute is redacted once either
 // way, so the policy's counts stay exact.
 func (h *lineWriter) appendRecordAttrs(st *state, fr *frame, r slog.Record, top bool) {
+	e := &h.s.enc
 	mark, markFirst := len(st.b), st.first
 	h.appendEncoded(st, fr.enc)
 	var done [16]slog.Attr // written by the fast path, already prepared
@@ -577,21 +598,42 @@ func (h *lineWriter) appendRecordAttrs(st *state, fr *frame, r slog.Record, top 
 	i := -1
 	r.Attrs(func(a slog.Attr) bool {
 		i++
-		a.Value = a.Value.Resolve()
-		if a.Value.Kind() == slog.KindAny {
+		kind := a.Value.Kind()
+		if kind == slog.KindLogValuer {
+			a.Value = a.Value.Resolve()
+			kind = a.Value.Kind()
+		}
+		if kind == slog.KindAny {
 			if _, ok := errorStack(a.Value); ok {
 				trigger, pending = i, a
 				return false
 			}
 		}
-		if h.s.redactor != nil {
+		k := h.s.lookup(a.Key)
+		if k != nil && h.s.policy != nil && !k.sensitive && plainKind(kind) {
+			// What Policy.Attr would do, without the call: only a string
+			// can change.
+			if kind == slog.KindString {
+				a.Value = slog.StringValue(h.s.policy.String(a.Value.String()))
+			}
+		} else if h.s.redactor != nil {
 			a = h.s.redactor.Attr(a)
 			a.Value = a.Value.Resolve()
+			kind = a.Value.Kind()
+			if k != nil && a.Key != k.key {
+				k = h.s.lookup(a.Key)
+			}
 		}
-		if a.Equal(slog.Attr{}) {
+		if a.Key == "" && a.Value.Equal(slog.Value{}) {
 			return true
 		}
-		slow := (a.Key == "" && a.Value.Kind() == slog.KindGroup) || (top && isReserved(a.Key)) || fr.has(a.Key) || n == len(done)
+		var reserved bool
+		if k != nil {
+			reserved = k.reserved
+		} else {
+			reserved = isReserved(a.Key)
+		}
+		slow := (a.Key == "" && kind == slog.KindGroup) || (top && reserved) || fr.has(a.Key) || n == len(done)
 		for j := 0; j < n && !slow; j++ {
 			slow = done[j].Key == a.Key
 		}
@@ -601,6 +643,16 @@ func (h *lineWriter) appendRecordAttrs(st *state, fr *frame, r slog.Record, top 
 		}
 		done[n] = a
 		n++
+		if k != nil && !e.text && kind != slog.KindGroup {
+			if st.first {
+				st.first = false
+			} else {
+				st.b = append(st.b, ',')
+			}
+			st.b = append(st.b, k.json...)
+			st.b = e.appendValue(st.b, a.Value)
+			return true
+		}
 		h.appendAttr(st, a, 0)
 		return true
 	})
@@ -626,6 +678,16 @@ func (h *lineWriter) appendRecordAttrs(st *state, fr *frame, r slog.Record, top 
 	for _, a := range dedupe(all) {
 		h.appendAttr(st, a, 0)
 	}
+}
+
+// plainKind reports the kinds a policy passes as they are, strings apart
+// (scanned by Policy.String): no group, LogValuer or arbitrary value.
+func plainKind(k slog.Kind) bool {
+	switch k {
+	case slog.KindString, slog.KindInt64, slog.KindUint64, slog.KindFloat64, slog.KindBool, slog.KindDuration, slog.KindTime:
+		return true
+	}
+	return false
 }
 
 func (fr *frame) has(k string) bool {

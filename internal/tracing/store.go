@@ -15,29 +15,25 @@ import (
 )
 
 // SpanStore keeps the most recent finished sampled spans in memory, bounded,
-// oldest overwritten first (and counted in Evicted), indexed by trace ID.
-// It is a SpanProcessor; its OnEnd costs one short critical section and
-// allocates only when a span starts a trace the store does not hold yet
-// (one map entry, removed with the trace's last span).
+// oldest overwritten first (and counted in Evicted). It is a SpanProcessor
+// on every sampled request's path, so its OnEnd is one slot written in a
+// short critical section, with no index and no allocation: readers (a trace,
+// the summaries, the stats) find a trace's spans by scanning the held slots,
+// which are few (4096 by default) and carry their trace IDs.
 type SpanStore struct {
 	mu      sync.Mutex
 	ring    []storedSpan
 	next    int
 	full    bool
-	total   uint64 // spans ever stored; also the next span's sequence number + 1
+	total   uint64 // spans ever stored
 	evicted uint64
-	// head is each held trace's newest span, by sequence number; a span's
-	// prev chains to the trace's previous one. The chain ends at a sequence
-	// number older than the oldest span held.
-	head map[trace.TraceID]uint64
 
 	redactor Redactor // applied on read, off the request path
 }
 
 type storedSpan struct {
-	sp   sdktrace.ReadOnlySpan
-	seq  uint64 // 1-based
-	prev uint64 // 0: none
+	sp  sdktrace.ReadOnlySpan
+	tid trace.TraceID
 }
 
 // newSpanStore returns a store holding up to size spans.
@@ -45,7 +41,7 @@ func newSpanStore(size int) *SpanStore {
 	if size <= 0 {
 		size = 1
 	}
-	return &SpanStore{ring: make([]storedSpan, size), head: make(map[trace.TraceID]uint64)}
+	return &SpanStore{ring: make([]storedSpan, size)}
 }
 
 // OnStart implements sdktrace.SpanProcessor.
@@ -60,18 +56,11 @@ func (s *SpanStore) OnEnd(sp sdktrace.ReadOnlySpan) {
 	tid := sc.TraceID()
 	s.mu.Lock()
 	slot := &s.ring[s.next]
-	if old := slot.sp; old != nil {
+	if slot.sp != nil {
 		s.evicted++
-		// The oldest span held is the oldest of its trace: the trace is
-		// gone when it was also the newest.
-		otid := old.SpanContext().TraceID()
-		if s.head[otid] == slot.seq {
-			delete(s.head, otid)
-		}
 	}
 	s.total++
-	slot.sp, slot.seq, slot.prev = sp, s.total, s.head[tid]
-	s.head[tid] = s.total
+	slot.sp, slot.tid = sp, tid
 	s.next++
 	if s.next == len(s.ring) {
 		s.next = 0
@@ -107,26 +96,31 @@ func (s *SpanStore) Spans() []sdktrace.ReadOnlySpan {
 	return out
 }
 
-// oldestSeq is the sequence number of the oldest span held. Callers hold mu.
-func (s *SpanStore) oldestSeq() uint64 {
-	if s.total <= uint64(len(s.ring)) {
-		return 1
+// newestFirstLocked calls f with the held spans, newest first, until it
+// returns false. Callers hold mu.
+func (s *SpanStore) newestFirstLocked(f func(*storedSpan) bool) {
+	for i := s.next - 1; i >= 0; i-- {
+		if !f(&s.ring[i]) {
+			return
+		}
 	}
-	return s.total - uint64(len(s.ring)) + 1
+	if s.full {
+		for i := len(s.ring) - 1; i >= s.next; i-- {
+			if !f(&s.ring[i]) {
+				return
+			}
+		}
+	}
 }
 
 // traceLocked returns one trace's spans, newest first. Callers hold mu.
 func (s *SpanStore) traceLocked(id trace.TraceID, out []sdktrace.ReadOnlySpan) []sdktrace.ReadOnlySpan {
-	oldest := s.oldestSeq()
-	n := uint64(len(s.ring))
-	for seq := s.head[id]; seq >= oldest && seq != 0; {
-		st := &s.ring[(seq-1)%n]
-		if st.seq != seq || st.sp.SpanContext().TraceID() != id {
-			break
+	s.newestFirstLocked(func(st *storedSpan) bool {
+		if st.tid == id {
+			out = append(out, st.sp)
 		}
-		out = append(out, st.sp)
-		seq = st.prev
-	}
+		return true
+	})
 	return out
 }
 
@@ -159,15 +153,27 @@ type StoreStats struct {
 	Evicted  uint64 `json:"evicted"`  // spans overwritten by newer ones
 }
 
-// Stats reports what the store holds and has evicted.
+// Stats reports what the store holds and has evicted. Traces is counted
+// from a copy of the held trace IDs, outside the lock.
 func (s *SpanStore) Stats() StoreStats {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	held := s.next
 	if s.full {
 		held = len(s.ring)
 	}
-	return StoreStats{Capacity: len(s.ring), Spans: held, Traces: len(s.head), Total: s.total, Evicted: s.evicted}
+	st := StoreStats{Capacity: len(s.ring), Spans: held, Total: s.total, Evicted: s.evicted}
+	tids := make([]trace.TraceID, 0, held)
+	s.newestFirstLocked(func(sp *storedSpan) bool {
+		tids = append(tids, sp.tid)
+		return true
+	})
+	s.mu.Unlock()
+	traces := make(map[trace.TraceID]struct{}, 64)
+	for _, t := range tids {
+		traces[t] = struct{}{}
+	}
+	st.Traces = len(traces)
+	return st
 }
 
 // TraceFilter selects trace summaries. The zero value selects every trace.
@@ -200,21 +206,34 @@ func (s *SpanStore) Summaries(f TraceFilter) []TraceSummary {
 	if limit <= 0 {
 		limit = 100
 	}
-	var buf []sdktrace.ReadOnlySpan
-	var out []TraceSummary
+	// Group the held spans by trace, newest first, under the lock; the
+	// summaries are worked out outside it.
+	type group struct {
+		id    trace.TraceID
+		spans []sdktrace.ReadOnlySpan
+	}
+	var groups []group
+	index := make(map[trace.TraceID]int, 64)
 	s.mu.Lock()
-	for id := range s.head {
-		buf = s.traceLocked(id, buf[:0])
-		if len(buf) == 0 {
-			continue
+	s.newestFirstLocked(func(st *storedSpan) bool {
+		i, ok := index[st.tid]
+		if !ok {
+			i = len(groups)
+			index[st.tid] = i
+			groups = append(groups, group{id: st.tid})
 		}
-		sum, root := summarize(id, buf)
+		groups[i].spans = append(groups[i].spans, st.sp)
+		return true
+	})
+	s.mu.Unlock()
+	var out []TraceSummary
+	for _, g := range groups {
+		sum, root := summarize(g.id, g.spans)
 		if !f.matches(&sum, root) {
 			continue
 		}
 		out = append(out, sum)
 	}
-	s.mu.Unlock()
 	slices.SortFunc(out, func(a, b TraceSummary) int {
 		if c := b.Start.Compare(a.Start); c != 0 {
 			return c

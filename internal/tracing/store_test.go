@@ -38,9 +38,9 @@ func traceID(tid int) trace.TraceID {
 	return t
 }
 
-// The index against a model: after any number of wraps, Trace returns
+// The store against a model: after any number of wraps, Trace returns
 // exactly the held spans of the trace, in order; evictions are counted;
-// a trace whose spans are all gone leaves no index entry.
+// a trace whose spans are all gone is no longer counted in Traces.
 func TestSpanStoreIndexMatchesAModel(t *testing.T) {
 	for _, size := range []int{1, 7, 64} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
@@ -77,7 +77,7 @@ func TestSpanStoreIndexMatchesAModel(t *testing.T) {
 				}
 			}
 			if st.Traces != traces {
-				t.Fatalf("index holds %d traces, want %d", st.Traces, traces)
+				t.Fatalf("store counts %d traces, want %d", st.Traces, traces)
 			}
 		})
 	}
@@ -144,5 +144,21 @@ func TestSpanStoreOnEndAllocations(t *testing.T) {
 	s.OnEnd(sp)
 	if n := testing.AllocsPerRun(1000, func() { s.OnEnd(sp) }); n != 0 {
 		t.Fatalf("OnEnd allocates %v times", n)
+	}
+}
+
+// BenchmarkSpanStoreOnEnd is what keeping a span costs a sampled request:
+// spans of 1000 traces rotating through a default-sized store.
+func BenchmarkSpanStoreOnEnd(b *testing.B) {
+	spans := make([]sdktrace.ReadOnlySpan, 1000)
+	for i := range spans {
+		spans[i] = stubSpan(i, 1, 0, "GET /x", time.Now(), time.Millisecond)
+	}
+	s := newSpanStore(4096)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		s.OnEnd(spans[i%len(spans)])
+		i++
 	}
 }

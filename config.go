@@ -45,6 +45,9 @@ type config struct {
 	spanStoreSize   int                   // the status page's trace store (status_config.go)
 	statusLogBytes  int
 	statusLogLines  int
+	statusProfiles  int // CPU profiles kept for the profile of a trace (status_profile.go)
+	statusProfBytes int
+	statusProfEvery time.Duration // how often a CPU profile is cut for the ring; tests shorten it
 	metricsExporter []string // prometheus, otlp (prometheus always serves /metrics unless none)
 	logsExporter    string   // none | otlp
 	metrics         metricsSettings
@@ -170,6 +173,7 @@ func loadConfig(getenv func(string) string, opts []Option) (*config, error) {
 	env.URL("PYROSCOPE_SERVER_ADDRESS", "an absolute URL such as http://pyroscope:4040", &c.pyroscopeAddr)
 	c.pyroscopeUser = getenv("PYROSCOPE_BASIC_AUTH_USER")
 	c.pyroscopePassword = getenv("PYROSCOPE_BASIC_AUTH_PASSWORD")
+	loadProfilingEnv(env, c)
 
 	errs := []error{env.Err()}
 	// Options last: they win.

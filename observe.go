@@ -27,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/observekit/observe/internal/cpuring"
 	"github.com/observekit/observe/internal/redsample"
 	"github.com/observekit/observe/internal/wiring"
 	"github.com/observekit/observe/logging"
@@ -58,6 +59,12 @@ type Observer struct {
 	red        *redsample.Sampler // per-route RED history from the registry; nil when metrics are off
 	hooks      *hookList          // OnAnomaly's (anomaly.go)
 	anomaly    *anomalyWatch      // nil when anomaly detection is off
+
+	// Recent CPU profiles for the profile of a trace (status_profile.go);
+	// nil when span↔profile links are off. The collector is nil while
+	// the Pyroscope push feeds the ring.
+	cpuProfiles  *cpuring.Ring
+	cpuCollector *cpuring.Collector
 
 	admin       http.Handler
 	status      *statusState      // the status page (status.go)
@@ -156,6 +163,9 @@ func start(ctx context.Context, cfg *config) (_ *Observer, err error) {
 		o.profiler, err = profiling.Start(o.profilingConfig())
 		if err != nil {
 			return nil, fmt.Errorf("observe: %w", err)
+		}
+		if err := o.startTraceProfiles(); err != nil {
+			return nil, err
 		}
 	}
 
@@ -269,6 +279,9 @@ func (o *Observer) stop(ctx context.Context) error {
 	}
 	if o.profiler != nil {
 		run("profiling", o.profiler.Stop)
+	}
+	if o.cpuCollector != nil {
+		run("cpu profiles", o.cpuCollector.Stop)
 	}
 	if o.logExport != nil {
 		run("logs", o.stopLogs)

@@ -48,8 +48,8 @@ type config struct {
 	statusProfiles  int // CPU profiles kept for the profile of a trace (status_profile.go)
 	statusProfBytes int
 	statusProfEvery time.Duration // how often a CPU profile is cut for the ring; tests shorten it
-	metricsExporter []string // prometheus, otlp (prometheus always serves /metrics unless none)
-	logsExporter    string   // none | otlp
+	metricsExporter []string      // prometheus, otlp (prometheus always serves /metrics unless none)
+	logsExporter    string        // none | otlp
 	metrics         metricsSettings
 
 	logs logSettings // sampling, value size, OTLP push (logs_config.go)

@@ -45,12 +45,14 @@ type config struct {
 	spanStoreSize   int                   // the status page's trace store (status_config.go)
 	statusLogBytes  int
 	statusLogLines  int
-	statusProfiles  int // CPU profiles kept for the profile of a trace (status_profile.go)
-	statusProfBytes int
-	statusProfEvery time.Duration // how often a CPU profile is cut for the ring; tests shorten it
-	metricsExporter []string      // prometheus, otlp (prometheus always serves /metrics unless none)
-	logsExporter    string        // none | otlp
+	metricsExporter []string // prometheus, otlp (prometheus always serves /metrics unless none)
+	logsExporter    string   // none | otlp
 	metrics         metricsSettings
+
+	// The ring of CPU profiles behind the profile of a trace (status_profile.go).
+	statusProfiles  int
+	statusProfBytes int
+	statusProfEvery time.Duration // how often a CPU profile is cut; tests shorten it
 
 	logs logSettings // sampling, value size, OTLP push (logs_config.go)
 

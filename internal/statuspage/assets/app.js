@@ -542,13 +542,13 @@ function flameGraph(rootNode) {
 }
 function topTable(top, cpuNs) {
   if (!top || !top.length) return null;
-  const pct = (v) => fmtPct(v / (cpuNs || 1));
+  const cell = (v) => (v > 0 ? fmtMs(v / 1e6) + " · " + fmtPct(v / (cpuNs || 1)) : "—");
   return h("div", { class: "scroll" }, h("table", { id: "profile-top", class: "small" },
     h("thead", {}, h("tr", {}, h("th", {}, "function"), h("th", { class: "num" }, "self"), h("th", { class: "num" }, "cumulative"))),
     h("tbody", {}, top.slice(0, 12).map((f) => h("tr", {},
       h("td", { class: "mono", title: f.file || "" }, f.name),
-      h("td", { class: "num" }, fmtMs(f.self_ns / 1e6) + " · " + pct(f.self_ns)),
-      h("td", { class: "num" }, fmtMs(f.cum_ns / 1e6) + " · " + pct(f.cum_ns)))))));
+      h("td", { class: "num" }, cell(f.self_ns)),
+      h("td", { class: "num" }, cell(f.cum_ns)))))));
 }
 
 // ---- routing -------------------------------------------------------------

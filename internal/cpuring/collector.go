@@ -28,12 +28,16 @@ func StartCollector(r *Ring, period time.Duration, log *slog.Logger) (*Collector
 	if period <= 0 {
 		period = DefaultPeriod
 	}
+	// pyroscope-go v1.4.3's CPU collector cuts a profile every second tick
+	// of its period: its ticker fires just under a period after the
+	// profile started, and it then waits for that whole interval again
+	// (collector.go, Start). Half the period gives profiles of period.
 	s, err := pyroscope.NewSession(pyroscope.SessionConfig{
 		Upstream:       r,
 		Logger:         debugLogger{log},
 		AppName:        "observe.cpuring", // never sent anywhere
 		ProfilingTypes: []pyroscope.ProfileType{pyroscope.ProfileCPU},
-		UploadRate:     period,
+		UploadRate:     period / 2,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cpu profiles: %w", err)

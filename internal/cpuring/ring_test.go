@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -189,6 +190,35 @@ func TestCollectorYieldsToThePprofHandler(t *testing.T) {
 	time.Sleep(700 * time.Millisecond)
 	if after := r.Stats().Added; after <= before {
 		t.Errorf("the collector did not resume: %d profiles before, %d after", before, after)
+	}
+}
+
+// Profiles come every period (pyroscope-go's collector, left to itself,
+// cuts one every second tick).
+func TestCollectorPeriod(t *testing.T) {
+	r := New(0, 0)
+	c, err := StartCollector(r, 400*time.Millisecond, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go spin(2 * time.Second)
+	time.Sleep(2100 * time.Millisecond)
+	if err := c.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.items) < 4 {
+		t.Fatalf("%d profiles in 2.1 s at a 400 ms period, want 5 or 6", len(r.items))
+	}
+	// Ticks jitter on a loaded machine; the durations average the period.
+	var ds []time.Duration
+	for _, e := range r.items[:len(r.items)-1] { // the last one is cut by Stop
+		ds = append(ds, e.end.Sub(e.start))
+	}
+	slices.Sort(ds)
+	if med := ds[len(ds)/2]; med < 300*time.Millisecond || med > 550*time.Millisecond {
+		t.Errorf("profiles of %v at a 400 ms period: median %v", ds, med)
 	}
 }
 

@@ -159,6 +159,10 @@ function selfView(s) {
   ];
   if (s.trace_store) pairs.push(["trace store", s.trace_store.spans + " / " + s.trace_store.capacity + " spans, " + s.trace_store.traces + " traces, " + s.trace_store.evicted + " evicted"]);
   if (s.log_ring) pairs.push(["log ring", s.log_ring.lines + " lines (" + fmtBytes(s.log_ring.max_bytes) + " max), " + s.log_ring.evicted + " evicted"]);
+  if (s.cpu_profiles) {
+    const c = s.cpu_profiles;
+    pairs.push(["CPU profiles", c.profiles + " / " + c.max_profiles + " (" + fmtBytes(c.bytes) + " of " + fmtBytes(c.max_bytes) + "), " + c.evicted + " evicted" + (c.too_large ? ", " + c.too_large + " too large" : "")]);
+  }
   if (s.red) pairs.push(["RED history", s.red.routes + " routes, " + s.red.evicted + " not tracked"]);
   pairs.push(["heap", fmtBytes(s.heap_bytes) + ", " + s.goroutines + " goroutines"]);
   const out = [kv(pairs)];
@@ -264,7 +268,8 @@ function profilingView(p) {
   const out = [h("p", {}, links.map(([n, u], i) => [i ? " · " : "", h("a", { href: u }, n)]))];
   out.push(kv([
     ["continuous profiling", p.pushing ? "pushing to " + p.pyroscope + " as " + p.app : "off (no PYROSCOPE_SERVER_ADDRESS)"],
-    ["span ↔ profile links", p.span_profile_links ? "on: a trace's root span carries " + p.span_attribute : "off"],
+    ["span ↔ profile links", p.span_profile_links ? "on: a trace's root span carries " + p.span_attribute : "off (OBSERVE_PROFILE_LINKS=on to turn on)"],
+    ["profile of a trace", p.trace_profiles ? "on: recent CPU profiles are kept; a trace view shows its own samples" : "off (needs span ↔ profile links)"],
   ]));
   out.push(h("p", { class: "muted small" }, "Read a profile with ", h("code", {}, "go tool pprof -http=: <url>"), "."));
   return out;

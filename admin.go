@@ -14,8 +14,8 @@ import (
 	"net/http/pprof"
 	"strings"
 
-	"github.com/observekit/observe/logging"
-	"github.com/observekit/observe/profiling"
+	"github.com/observekit/observe/internal/logging"
+	"github.com/observekit/observe/internal/profiling"
 )
 
 // maxAdminBody bounds admin request bodies.

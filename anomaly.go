@@ -13,8 +13,8 @@ import (
 
 	"github.com/observekit/observe/internal/anomaly"
 	"github.com/observekit/observe/internal/evidence"
-	"github.com/observekit/observe/logging"
-	"github.com/observekit/observe/profiling"
+	"github.com/observekit/observe/internal/logging"
+	"github.com/observekit/observe/internal/profiling"
 	"github.com/prometheus/client_golang/prometheus"
 )
 

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/observekit/observe/internal/envconfig"
-	"github.com/observekit/observe/logging"
-	"github.com/observekit/observe/tracing"
+	"github.com/observekit/observe/internal/logging"
+	"github.com/observekit/observe/internal/tracing"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 

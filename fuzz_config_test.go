@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe/internal/envconfig"
-	"github.com/observekit/observe/logging"
+	"github.com/observekit/observe/internal/logging"
 )
 
 // Fuzz targets for every parser of the configuration (the environment

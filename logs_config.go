@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/observekit/observe/internal/envconfig"
+	"github.com/observekit/observe/internal/logging"
 	"github.com/observekit/observe/internal/otlpexport"
 	"github.com/observekit/observe/internal/wiring"
-	"github.com/observekit/observe/logging"
 	"github.com/observekit/observe/redact"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 )

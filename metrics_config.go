@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/observekit/observe/internal/envconfig"
+	"github.com/observekit/observe/internal/metrics"
 	"github.com/observekit/observe/internal/wiring"
-	"github.com/observekit/observe/metrics"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/sdk/resource"
 )

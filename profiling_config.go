@@ -4,8 +4,8 @@ import (
 	"time"
 
 	"github.com/observekit/observe/internal/envconfig"
-	"github.com/observekit/observe/logging"
-	"github.com/observekit/observe/profiling"
+	"github.com/observekit/observe/internal/logging"
+	"github.com/observekit/observe/internal/profiling"
 	"go.opentelemetry.io/otel/sdk/resource"
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 )

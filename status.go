@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/observekit/observe/internal/cpuring"
+	"github.com/observekit/observe/internal/logging"
+	"github.com/observekit/observe/internal/profiling"
 	"github.com/observekit/observe/internal/statuspage"
-	"github.com/observekit/observe/logging"
-	"github.com/observekit/observe/profiling"
-	"github.com/observekit/observe/tracing"
+	"github.com/observekit/observe/internal/tracing"
 )
 
 // The status page: GET / on the admin handler, with the JSON APIs it reads

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe/internal/otlpjson"
-	"github.com/observekit/observe/tracing"
+	"github.com/observekit/observe/internal/tracing"
 	"go.opentelemetry.io/otel/trace"
 )
 

@@ -6,7 +6,7 @@ import (
 
 	"github.com/observekit/observe/internal/cpuring"
 	"github.com/observekit/observe/internal/envconfig"
-	"github.com/observekit/observe/logging"
+	"github.com/observekit/observe/internal/logging"
 )
 
 // StatusLimits bound what the status page keeps in memory. Zero fields take

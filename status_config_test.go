@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/observekit/observe/logging"
+	"github.com/observekit/observe/internal/logging"
 )
 
 func TestStatusLimitsConfig(t *testing.T) {

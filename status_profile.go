@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/observekit/observe/internal/cpuring"
-	"github.com/observekit/observe/logging"
-	"github.com/observekit/observe/profiling"
+	"github.com/observekit/observe/internal/logging"
+	"github.com/observekit/observe/internal/profiling"
 	"go.opentelemetry.io/otel/attribute"
 )
 

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe/internal/redsample"
-	"github.com/observekit/observe/tracing"
+	"github.com/observekit/observe/internal/tracing"
 )
 
 // GET /debug/red: the live RED table per route, from the shared sampler of

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/observekit/observe/internal/tracing"
 	"github.com/observekit/observe/middleware"
-	"github.com/observekit/observe/tracing"
 )
 
 // The RED table: a route's row after one sampler tick, with its figures,

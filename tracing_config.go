@@ -6,8 +6,8 @@ import (
 	"strings"
 
 	"github.com/observekit/observe/internal/envconfig"
+	"github.com/observekit/observe/internal/tracing"
 	"github.com/observekit/observe/redact"
-	"github.com/observekit/observe/tracing"
 )
 
 // tracingSettings are the trace export settings: the OTLP exporter's and

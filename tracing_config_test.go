@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/observekit/observe/tracing"
+	"github.com/observekit/observe/internal/tracing"
 	"go.opentelemetry.io/otel/attribute"
 )
 

@@ -9,8 +9,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/gorilla/mux"
+	"github.com/observekit/observe/internal/metrics"
 	"github.com/observekit/observe/internal/wiring"
-	"github.com/observekit/observe/metrics"
 	"github.com/observekit/observe/middleware"
 	dto "github.com/prometheus/client_model/go"
 )

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	otelpyroscope "github.com/grafana/otel-profiling-go"
-	"github.com/observekit/observe/profiling"
+	"github.com/observekit/observe/internal/profiling"
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"

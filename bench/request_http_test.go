@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/observekit/observe"
-	"github.com/observekit/observe/metrics"
+	"github.com/observekit/observe/internal/metrics"
 	"github.com/observekit/observe/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"

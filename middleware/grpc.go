@@ -12,8 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/observekit/observe/metrics"
-	"github.com/observekit/observe/tracing"
+	"github.com/observekit/observe/internal/metrics"
+	"github.com/observekit/observe/internal/tracing"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	otelcodes "go.opentelemetry.io/otel/codes"

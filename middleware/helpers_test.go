@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/observekit/observe/internal/metrics"
+	"github.com/observekit/observe/internal/tracing"
 	"github.com/observekit/observe/internal/wiring"
-	"github.com/observekit/observe/metrics"
-	"github.com/observekit/observe/tracing"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"

@@ -27,7 +27,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe/internal/evidence"
-	"github.com/observekit/observe/metrics"
+	"github.com/observekit/observe/internal/metrics"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"

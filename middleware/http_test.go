@@ -10,10 +10,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/observekit/observe/internal/metrics"
+	"github.com/observekit/observe/internal/tracing"
 	"github.com/observekit/observe/internal/wiring"
-	"github.com/observekit/observe/metrics"
 	"github.com/observekit/observe/middleware"
-	"github.com/observekit/observe/tracing"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/observekit/observe/internal/accesslog"
+	"github.com/observekit/observe/internal/logging"
+	"github.com/observekit/observe/internal/metrics"
 	"github.com/observekit/observe/internal/wiring"
-	"github.com/observekit/observe/logging"
-	"github.com/observekit/observe/metrics"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 )

@@ -1,9 +1,9 @@
 package middleware
 
 import (
+	"github.com/observekit/observe/internal/metrics"
+	"github.com/observekit/observe/internal/tracing"
 	"github.com/observekit/observe/internal/wiring"
-	"github.com/observekit/observe/metrics"
-	"github.com/observekit/observe/tracing"
 )
 
 // Instruments is what the middleware records a request with: the tracer

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/observekit/observe/logging"
+	"github.com/observekit/observe/internal/logging"
 )
 
 // PUT/GET /loglevel through the admin handler, as the contract says.

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe"
-	"github.com/observekit/observe/logging"
+	"github.com/observekit/observe/internal/logging"
 	"github.com/observekit/observe/middleware"
 	"go.opentelemetry.io/otel/baggage"
 )

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/observekit/observe"
-	"github.com/observekit/observe/logging"
+	"github.com/observekit/observe/internal/logging"
 	"go.opentelemetry.io/otel"
 )
 

@@ -17,7 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/observekit/observe"
-	"github.com/observekit/observe/logging"
+	"github.com/observekit/observe/internal/logging"
 	"go.opentelemetry.io/otel"
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"

@@ -16,10 +16,10 @@ import (
 	"time"
 
 	"github.com/observekit/observe"
+	"github.com/observekit/observe/internal/profiling"
 	"github.com/observekit/observe/internal/testbackend"
+	"github.com/observekit/observe/internal/tracing"
 	"github.com/observekit/observe/middleware"
-	"github.com/observekit/observe/profiling"
-	"github.com/observekit/observe/tracing"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/observekit/observe/internal/metrics"
 	"github.com/observekit/observe/internal/testbackend"
 	"github.com/observekit/observe/internal/wiring"
-	"github.com/observekit/observe/metrics"
 	"github.com/observekit/observe/middleware"
 	dto "github.com/prometheus/client_model/go"
 	"go.opentelemetry.io/otel"

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/observekit/observe/internal/metrics"
 	"github.com/observekit/observe/internal/testbackend"
-	"github.com/observekit/observe/metrics"
 	"github.com/observekit/observe/middleware"
 	"go.opentelemetry.io/otel/trace"
 )

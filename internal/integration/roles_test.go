@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/observekit/observe"
+	"github.com/observekit/observe/internal/tracing"
 	"github.com/observekit/observe/middleware"
-	"github.com/observekit/observe/tracing"
 	"go.opentelemetry.io/otel/attribute"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/observekit/observe/internal/tracing"
 	"github.com/observekit/observe/internal/wiring"
-	"github.com/observekit/observe/tracing"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"

@@ -8,7 +8,7 @@ import (
 	"runtime/pprof"
 	"time"
 
-	"github.com/observekit/observe/profiling"
+	"github.com/observekit/observe/internal/profiling"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 

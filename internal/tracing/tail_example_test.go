@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/observekit/observe/tracing"
+	"github.com/observekit/observe/internal/tracing"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/observekit/observe/internal/evidence"
-	"github.com/observekit/observe/tracing"
+	"github.com/observekit/observe/internal/tracing"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 )

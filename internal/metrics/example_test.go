@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/observekit/observe/metrics"
+	"github.com/observekit/observe/internal/metrics"
 	"go.opentelemetry.io/otel/trace"
 )
 

@@ -19,8 +19,8 @@ import (
 
 	"github.com/observekit/observe"
 	"github.com/observekit/observe/internal/testbackend"
+	"github.com/observekit/observe/internal/tracing"
 	"github.com/observekit/observe/middleware"
-	"github.com/observekit/observe/tracing"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 )

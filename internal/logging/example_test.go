@@ -9,7 +9,7 @@ import (
 	"regexp"
 
 	"github.com/observekit/observe"
-	"github.com/observekit/observe/logging"
+	"github.com/observekit/observe/internal/logging"
 )
 
 // untimed drops the time field, and observe's own lines (health changes at

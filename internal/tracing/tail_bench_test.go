@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/observekit/observe"
+	"github.com/observekit/observe/internal/tracing"
 	"github.com/observekit/observe/middleware"
-	"github.com/observekit/observe/tracing"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"

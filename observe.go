@@ -160,6 +160,7 @@ func start(ctx context.Context, cfg *config) (_ *Observer, err error) {
 			}
 		}
 
+		o.cpuProfiles = o.newProfileRing() // before the profiler, which may feed it
 		o.profiler, err = profiling.Start(o.profilingConfig())
 		if err != nil {
 			return nil, fmt.Errorf("observe: %w", err)

@@ -69,6 +69,9 @@ func (o *Observer) profilingConfig() profiling.Config {
 		UploadInterval:    c.profileUploadInterval,
 		Logger:            logging.Named("observe.profiling"),
 	}
+	if o.cpuProfiles != nil {
+		pc.CPUProfiles = o.cpuProfiles.Add // the profile of a trace (status_profile.go)
+	}
 	if c.profileMutex {
 		pc.MutexProfileFraction = profiling.DefaultMutexProfileFraction
 	}

@@ -19,16 +19,21 @@ import (
 // GET /debug/traces/{trace_id}/profile cuts the trace's samples out of the
 // profiles overlapping it.
 
-// startTraceProfiles keeps recent CPU profiles when links are on: fed by
-// the Pyroscope push when it runs (the profiler hands each CPU profile
-// over), else by a collector of its own that sends nothing anywhere.
-func (o *Observer) startTraceProfiles() error {
+// newProfileRing returns the ring of recent CPU profiles when links are
+// on, nil otherwise.
+func (o *Observer) newProfileRing() *cpuring.Ring {
 	if !o.cfg.profileLinksOn() || o.tracing == nil {
 		return nil
 	}
-	o.cpuProfiles = cpuring.New(o.cfg.statusProfiles, o.cfg.statusProfBytes)
-	if o.profiler.Pushing() {
-		return nil // profilingConfig wired the ring to the push
+	return cpuring.New(o.cfg.statusProfiles, o.cfg.statusProfBytes)
+}
+
+// startTraceProfiles feeds the ring: the Pyroscope push does when it runs
+// (profilingConfig hands it each CPU profile it uploads), else a collector
+// of its own that sends nothing anywhere.
+func (o *Observer) startTraceProfiles() error {
+	if o.cpuProfiles == nil || o.profiler.Pushing() {
+		return nil
 	}
 	c, err := cpuring.StartCollector(o.cpuProfiles, o.profilePeriod(), logging.Named("observe.profiling"))
 	if err != nil {
@@ -43,10 +48,12 @@ func (o *Observer) startTraceProfiles() error {
 func (o *Observer) profilePeriod() time.Duration {
 	switch {
 	case o.profiler.Pushing():
+		// pyroscope-go v1.4.3 cuts a CPU profile every second upload
+		// interval (see cpuring.StartCollector).
 		if o.cfg.profileUploadInterval > 0 {
-			return o.cfg.profileUploadInterval
+			return 2 * o.cfg.profileUploadInterval
 		}
-		return 15 * time.Second // pyroscope's upload interval by default (profiling)
+		return 2 * 15 * time.Second // the default upload interval (internal/profiling)
 	case o.cfg.statusProfEvery > 0:
 		return o.cfg.statusProfEvery
 	}

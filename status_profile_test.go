@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/pprof/profile"
 	"github.com/observekit/observe/internal/cpuring"
+	"github.com/observekit/observe/internal/testbackend"
 	"github.com/observekit/observe/middleware"
 	"go.uber.org/goleak"
 )
@@ -320,5 +321,42 @@ func TestTraceProfileConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s=%s: %v", name, v, err)
 		}
+	}
+}
+
+// With Pyroscope configured, the push feeds the ring (no second CPU
+// profiler): the trace's profile is cut from the profiles pushed, and the
+// server got them too.
+func TestTraceProfileFromThePyroscopePush(t *testing.T) {
+	recv := testbackend.StartPyroscope(t)
+	t.Setenv("OTEL_SDK_DISABLED", "")
+	o, srv := traceProfileService(t, WithProfileLinks(true), WithProfileUploadInterval(500*time.Millisecond),
+		func(c *config) { c.pyroscopeAddr = recv.URL })
+	if !o.profiler.Pushing() || o.cpuCollector != nil || o.cpuProfiles == nil {
+		t.Fatalf("pushing %v, own collector %v, ring %v", o.profiler.Pushing(), o.cpuCollector != nil, o.cpuProfiles != nil)
+	}
+	var code int
+	var body []byte
+	for try := 0; try < 4; try++ {
+		id := traceOf(t, o, srv.URL, "/burn/400", "/burn/{ms}")
+		if code, body = profileOf(t, o, id); code == http.StatusOK {
+			break
+		}
+		t.Logf("try %d: %d %s", try, code, body)
+	}
+	if code != http.StatusOK || !strings.Contains(string(body), ".burnCPU") {
+		t.Fatalf("profile of a CPU-bound trace while pushing: %d %s", code, body)
+	}
+	if err := o.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cpu := 0
+	for _, u := range recv.Uploads() {
+		if u.Units == "samples" {
+			cpu++
+		}
+	}
+	if cpu == 0 || o.cpuProfiles.Stats().Added == 0 {
+		t.Errorf("%d CPU uploads received, %d profiles kept: the push and the ring both get them", cpu, o.cpuProfiles.Stats().Added)
 	}
 }

@@ -26,7 +26,7 @@ type StatusLimits struct {
 	// Profiles and ProfileBytes bound the ring of recent 10 s CPU profiles
 	// kept, with span↔profile links on, for the profile of a trace
 	// (OBSERVE_STATUS_PROFILES, default 30, five minutes;
-	// OBSERVE_STATUS_PROFILE_BYTES, default 4 MiB). Older profiles are
+	// OBSERVE_STATUS_PROFILE_BYTES, default 1 MiB). Older profiles are
 	// evicted first and counted.
 	Profiles     int
 	ProfileBytes int

@@ -19,12 +19,13 @@ import (
 	"github.com/grafana/pyroscope-go/upstream"
 )
 
-// Defaults: five minutes of 10 s profiles, at most 4 MiB. A 10 s CPU
-// profile of a busy service is tens of KiB gzipped, so the byte bound is
-// what binds on a service with very varied stacks.
+// Defaults: five minutes of 10 s profiles, at most 1 MiB. A 10 s CPU
+// profile of a busy service is tens of KiB gzipped (the quickstart under
+// load: about 19 KiB), so the byte bound binds only on a service with
+// very varied stacks, and then keeps fewer minutes.
 const (
 	DefaultProfiles = 30
-	DefaultBytes    = 4 << 20
+	DefaultBytes    = 1 << 20
 	DefaultPeriod   = 10 * time.Second
 )
 

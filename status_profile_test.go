@@ -1,6 +1,7 @@
 package observe
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/observekit/observe/internal/cpuring"
 	"github.com/observekit/observe/internal/testbackend"
 	"github.com/observekit/observe/middleware"
+	"go.opentelemetry.io/otel"
 	"go.uber.org/goleak"
 )
 
@@ -358,5 +361,48 @@ func TestTraceProfileFromThePyroscopePush(t *testing.T) {
 	}
 	if cpu == 0 || o.cpuProfiles.Stats().Added == 0 {
 		t.Errorf("%d CPU uploads received, %d profiles kept: the push and the ring both get them", cpu, o.cpuProfiles.Stats().Added)
+	}
+}
+
+// Label values other than span_id are redacted like span attributes: a
+// secret in a span name or in the application's own pprof labels never
+// reaches the profile's answers.
+func TestTraceProfileRedactsLabels(t *testing.T) {
+	const email, card, password = "jane.doe@privatemail.org", "4111111111111111", "hunter2-Zq9"
+	o, _ := traceProfileService(t, WithProfileLinks(true))
+	defer o.Shutdown(context.Background())
+	var id string
+	var code int
+	var body []byte
+	for try := 0; try < 4 && code != http.StatusOK; try++ {
+		// A local root span named after a secret (the span_name label),
+		// the application's own labels holding more.
+		ctx, span := otel.Tracer("t").Start(context.Background(), "charge "+email)
+		pprof.Do(ctx, pprof.Labels("password", password, "note", "card "+card), func(context.Context) { burnCPU(300 * time.Millisecond) })
+		span.End()
+		id = span.SpanContext().TraceID().String()
+		code, body = profileOf(t, o, id)
+	}
+	if code != http.StatusOK {
+		t.Fatalf("profile: %d %s", code, body)
+	}
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "/debug/traces/"+id+"/profile", nil)
+	req.RemoteAddr, req.Host = "127.0.0.1:1234", "127.0.0.1:9464"
+	o.AdminHandler().ServeHTTP(rec, req)
+	p, err := profile.ParseData(rec.Body.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw bytes.Buffer
+	_ = p.WriteUncompressed(&raw)
+	all := string(body) + raw.String()
+	for _, secret := range []string{email, card, password} {
+		if strings.Contains(all, secret) {
+			t.Errorf("%q in the profile's answers", secret)
+		}
+	}
+	if !strings.Contains(raw.String(), "[REDACTED") {
+		t.Errorf("no redaction mark in the labels: %v", p.Sample[0].Label)
 	}
 }

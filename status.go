@@ -143,6 +143,7 @@ type selfDoc struct {
 	ProfilesDropped uint64              `json:"profiles_dropped"`
 	ExportFailures  map[string]uint64   `json:"export_failures"`
 	Redactions      map[string]uint64   `json:"redactions"`
+	MetricOverflows map[string]uint64   `json:"metric_overflows"` // observations put under _OTHER by a series limit, per metric
 	TraceStore      *tracing.StoreStats `json:"trace_store,omitempty"`
 	LogRing         *logging.RingStats  `json:"log_ring,omitempty"`
 	CPUProfiles     *cpuring.Stats      `json:"cpu_profiles,omitempty"` // the ring behind the profile of a trace
@@ -234,6 +235,9 @@ func (o *Observer) selfDoc() selfDoc {
 	}
 	if tel.Redactions != nil {
 		s.Redactions = tel.Redactions()
+	}
+	if o.metrics != nil {
+		s.MetricOverflows = o.metrics.Overflows()
 	}
 	if o.tracing != nil {
 		ts := o.tracing.Store().Stats()

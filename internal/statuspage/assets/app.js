@@ -156,6 +156,7 @@ function selfView(s) {
     ["profiles dropped", String(s.profiles_dropped)],
     ["export failures", fails.length ? fails.map(([k, n]) => k + " " + n).join(", ") : "none"],
     ["redactions", red.length ? red.map(([k, n]) => k + " " + n).join(", ") : "none"],
+    ["series overflow", Object.keys(s.metric_overflows || {}).length ? Object.entries(s.metric_overflows).map(([k, n]) => k + " " + n).join(", ") : "none"],
   ];
   if (s.trace_store) pairs.push(["trace store", s.trace_store.spans + " / " + s.trace_store.capacity + " spans, " + s.trace_store.traces + " traces, " + s.trace_store.evicted + " evicted"]);
   if (s.log_ring) pairs.push(["log ring", s.log_ring.lines + " lines (" + fmtBytes(s.log_ring.max_bytes) + " max), " + s.log_ring.evicted + " evicted"]);

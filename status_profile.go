@@ -67,6 +67,9 @@ type traceProfileDoc struct {
 	From     time.Time `json:"from"`
 	To       time.Time `json:"to"`
 	Searched int       `json:"profiles_searched"`
+	// Partial: the trace ends after the newest kept profile, so the
+	// samples of its end are still being collected.
+	Partial bool `json:"partial,omitempty"`
 	cpuring.Summary
 }
 
@@ -157,7 +160,8 @@ func (o *Observer) serveTraceProfile(w http.ResponseWriter, r *http.Request) {
 	}
 	o.redactLabels(cut.Profile)
 	if format == "json" {
-		doc := traceProfileDoc{TraceID: id.String(), From: from.UTC(), To: to.UTC(), Searched: cut.Searched, Summary: cpuring.Summarize(cut.Profile)}
+		doc := traceProfileDoc{TraceID: id.String(), From: from.UTC(), To: to.UTC(), Searched: cut.Searched,
+			Partial: to.After(newest), Summary: cpuring.Summarize(cut.Profile)}
 		for k := range ids {
 			doc.Spans = append(doc.Spans, k)
 		}

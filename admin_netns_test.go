@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/observekit/observe"
+	"github.com/observekit/observe/internal/instance"
 	"github.com/observekit/observe/internal/testbackend"
 )
 
@@ -38,8 +39,8 @@ func TestAdminProtectionFromAnotherHost(t *testing.T) {
 		if got := put(base+"/loglevel", `{"level":"debug"}`); got != "403" {
 			t.Errorf("PUT /loglevel from %s without token: %s, want 403", ns.PeerIP, got)
 		}
-		if obs.Levels().Level() != slog.LevelInfo {
-			t.Errorf("a refused PUT changed the level to %v", obs.Levels().Level())
+		if instance.Of(obs).Levels.Level() != slog.LevelInfo {
+			t.Errorf("a refused PUT changed the level to %v", instance.Of(obs).Levels.Level())
 		}
 		if got := curl(base + "/metrics"); got != "200" {
 			t.Errorf("/metrics from remote: %s, want 200 (open)", got)
@@ -64,14 +65,14 @@ func TestAdminProtectionFromAnotherHost(t *testing.T) {
 		if got := put(base+"/loglevel", `{"level":"debug"}`, "Authorization: Bearer s3cret-admi"); got != "401" {
 			t.Errorf("PUT /loglevel with a token's prefix: %s, want 401", got)
 		}
-		if obs.Levels().Level() != slog.LevelInfo {
-			t.Errorf("a refused PUT changed the level to %v", obs.Levels().Level())
+		if instance.Of(obs).Levels.Level() != slog.LevelInfo {
+			t.Errorf("a refused PUT changed the level to %v", instance.Of(obs).Levels.Level())
 		}
 		if got := put(base+"/loglevel", `{"level":"debug"}`, "Authorization: Bearer s3cret-admin"); got != "200" {
 			t.Errorf("PUT /loglevel with the token: %s, want 200", got)
 		}
-		if obs.Levels().Level() != slog.LevelDebug {
-			t.Errorf("PUT with the token left the level at %v", obs.Levels().Level())
+		if instance.Of(obs).Levels.Level() != slog.LevelDebug {
+			t.Errorf("PUT with the token left the level at %v", instance.Of(obs).Levels.Level())
 		}
 	})
 }

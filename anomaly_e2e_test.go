@@ -300,7 +300,7 @@ func TestAnomalyEndToEnd(t *testing.T) {
 }
 func sampledSpans(o *Observer, name string) []trace.SpanContext {
 	var out []trace.SpanContext
-	for _, s := range o.Tracing().Store().Spans() {
+	for _, s := range o.tracing.Store().Spans() {
 		if s.Name() == name && s.SpanContext().IsSampled() {
 			out = append(out, s.SpanContext())
 		}

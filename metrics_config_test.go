@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe"
+	"github.com/observekit/observe/internal/instance"
 	"github.com/observekit/observe/middleware"
 	"go.opentelemetry.io/otel"
 	otelmetric "go.opentelemetry.io/otel/metric"
@@ -96,7 +97,7 @@ func TestMetricsOTelAPIOnAdminEndpoint(t *testing.T) {
 		}
 	}
 	// Native histograms are on: visible in the protobuf exposition only.
-	mfs, err := obs.Metrics().Gatherer().Gather()
+	mfs, err := instance.Of(obs).Metrics.Gatherer().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

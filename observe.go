@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe/internal/cpuring"
+	"github.com/observekit/observe/internal/instance"
 	"github.com/observekit/observe/internal/logging"
 	"github.com/observekit/observe/internal/metrics"
 	"github.com/observekit/observe/internal/profiling"
@@ -35,30 +36,40 @@ import (
 	"github.com/observekit/observe/internal/tracing"
 	"github.com/observekit/observe/internal/wiring"
 	"github.com/observekit/observe/redact"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	"go.opentelemetry.io/otel/trace"
 )
 
+// instanceLink is embedded in Observer under this unexported name, so the
+// Observer satisfies instance.Source (middleware.WithObserver, tests)
+// without a public method.
+type instanceLink = instance.Link
+
 // Observer is what Init returns: it owns every signal and the admin
 // endpoints until Shutdown.
 type Observer struct {
+	instanceLink // what our own packages and tests reach (internal/instance); bound at the end of start
+
 	cfg      *config
 	resource *resource.Resource
 
-	logHandler *logging.Handler
-	logExport  *logging.Provider // OTLP export of log records; nil when off
-	redactor   *redact.Policy    // the one redaction policy (logs, spans, headers); built by startLogs
-	levels     *logging.LevelController
-	logger     *slog.Logger
-	tracing    *tracing.Provider
-	metrics    *metrics.Metrics
-	meters     *metrics.MeterProvider // the global OTel meter provider
-	profiler   *profiling.Profiler
-	red        *redsample.Sampler // per-route RED history from the registry; nil when metrics are off
-	hooks      *hookList          // OnAnomaly's (anomaly.go)
-	anomaly    *anomalyWatch      // nil when anomaly detection is off
+	logHandler   *logging.Handler
+	logExport    *logging.Provider // OTLP export of log records; nil when off
+	redactor     *redact.Policy    // the one redaction policy (logs, spans, headers); built by startLogs
+	levels       *logging.LevelController
+	logger       *slog.Logger
+	tracing      *tracing.Provider
+	metrics      *metrics.Metrics
+	unserved     *prometheus.Registry // Registerer's when metrics are off
+	unservedOnce sync.Once
+	meters       *metrics.MeterProvider // the global OTel meter provider
+	profiler     *profiling.Profiler
+	red          *redsample.Sampler // per-route RED history from the registry; nil when metrics are off
+	hooks        *hookList          // OnAnomaly's (anomaly.go)
+	anomaly      *anomalyWatch      // nil when anomaly detection is off
 
 	// Recent CPU profiles for the profile of a trace (status_profile.go);
 	// nil when span↔profile links are off. The collector is nil while
@@ -210,6 +221,7 @@ func start(ctx context.Context, cfg *config) (_ *Observer, err error) {
 			}
 		}
 	}
+	instance.Bind(&o.instanceLink, &instance.Set{Tracing: o.tracing, Metrics: o.metrics, Levels: o.levels, Profiler: o.profiler})
 	o.initDone()
 	return o, nil
 }
@@ -336,9 +348,6 @@ func (o *Observer) stop(ctx context.Context) error {
 // Logger returns the observe logger (also slog.Default() after Init).
 func (o *Observer) Logger() *slog.Logger { return o.logger }
 
-// Levels returns the runtime log level controller.
-func (o *Observer) Levels() *logging.LevelController { return o.levels }
-
 // Tracer returns a tracer for the caller's own spans (scope name
 // instrumentation, or observe's when empty). It is a no-op tracer when
 // tracing is disabled.
@@ -349,12 +358,18 @@ func (o *Observer) Tracer(instrumentation string) trace.Tracer {
 	return otel.GetTracerProvider().Tracer(instrumentation)
 }
 
-// Tracing returns the tracing provider (nil when OTEL_SDK_DISABLED=true).
-func (o *Observer) Tracing() *tracing.Provider { return o.tracing }
-
-// Metrics returns the metrics (nil when metrics are off); register your own
-// collectors on Metrics().Registry().
-func (o *Observer) Metrics() *metrics.Metrics { return o.metrics }
+// Registerer is where your own Prometheus collectors go: they are served on
+// the admin /metrics with observe's (and pushed with them when
+// OTEL_METRICS_EXPORTER includes otlp). With metrics off
+// (OTEL_METRICS_EXPORTER=none, OTEL_SDK_DISABLED=true) it is a registry that
+// nothing serves, so registering still succeeds.
+func (o *Observer) Registerer() prometheus.Registerer {
+	if o.metrics == nil {
+		o.unservedOnce.Do(func() { o.unserved = prometheus.NewRegistry() })
+		return o.unserved
+	}
+	return o.metrics.Registry()
+}
 
 // Resource returns the OpenTelemetry resource describing this service.
 func (o *Observer) Resource() *resource.Resource { return o.resource }

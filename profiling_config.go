@@ -54,10 +54,6 @@ func (c *config) profileLinksOn() bool {
 	return c.pyroscopeAddr != ""
 }
 
-// Profiler returns the continuous profiler (nil when OTEL_SDK_DISABLED=true);
-// its DroppedProfiles and ExportFailures feed observe_'s health metrics.
-func (o *Observer) Profiler() *profiling.Profiler { return o.profiler }
-
 func (o *Observer) profilingConfig() profiling.Config {
 	c := o.cfg
 	pc := profiling.Config{

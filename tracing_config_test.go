@@ -165,8 +165,8 @@ func TestTracingOTLPOverMutualTLS(t *testing.T) {
 	if err := obs.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got.Load() != 1 || obs.Tracing().ExportFailures() != 0 {
-		t.Fatalf("receiver accepted %d exports, %d failures", got.Load(), obs.Tracing().ExportFailures())
+	if got.Load() != 1 || obs.tracing.ExportFailures() != 0 {
+		t.Fatalf("receiver accepted %d exports, %d failures", got.Load(), obs.tracing.ExportFailures())
 	}
 }
 
@@ -181,7 +181,7 @@ func TestTracingRedactsThroughInit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer obs.Shutdown(context.Background())
-	if obs.Tracing().Redactor() == nil {
+	if obs.tracing.Redactor() == nil {
 		t.Fatal("no redaction policy on spans")
 	}
 	_, span := obs.Tracer("t").Start(context.Background(), "op")
@@ -193,7 +193,7 @@ func TestTracingRedactsThroughInit(t *testing.T) {
 	)
 	span.End()
 	got := map[string]string{}
-	for _, kv := range obs.Tracing().Store().Spans()[0].Attributes() {
+	for _, kv := range obs.tracing.Store().Spans()[0].Attributes() {
 		got[string(kv.Key)] = kv.Value.AsString()
 	}
 	for k, secret := range map[string]string{"db.password": "hunter2", "tenant_secret": "t0p", "url.full": "abc", "note": "bob@example.com"} {

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe/internal/evidence"
+	"github.com/observekit/observe/internal/instance"
 	"github.com/observekit/observe/internal/metrics"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -43,7 +44,7 @@ type options struct {
 	methodFilter func(fullMethod string) bool
 	reqHeaders   []capturedHeader
 	respHeaders  []capturedHeader
-	obs          Instruments // WithObserver; nil: the current observe instance's
+	obs          *instance.Set // WithObserver's; nil: the current observe instance's
 }
 
 // capturedHeader is a header recorded as a span attribute; its attribute key

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe"
+	"github.com/observekit/observe/internal/instance"
 	"github.com/observekit/observe/middleware"
 )
 
@@ -54,7 +55,7 @@ func TestWithObserverTwoObserversInOneProcess(t *testing.T) {
 
 	spans := func(obs *observe.Observer) map[string]int {
 		out := map[string]int{}
-		for _, s := range obs.Tracing().Store().Spans() {
+		for _, s := range instance.Of(obs).Tracing.Store().Spans() {
 			out[s.Name()]++
 		}
 		return out

@@ -23,6 +23,7 @@ import (
 
 	"github.com/observekit/observe"
 	"github.com/observekit/observe/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel"
 )
 
@@ -64,8 +65,17 @@ func main() {
 		_ = obs.Shutdown(sctx)
 	}()
 
+	// A metric of your own, served with observe's on the admin /metrics.
+	greetings := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "quickstart_greetings_total", Help: "Greetings said.",
+	})
+	obs.Registerer().MustRegister(greetings)
+
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /hello/{name}", hello)
+	mux.HandleFunc("GET /hello/{name}", func(w http.ResponseWriter, r *http.Request) {
+		greetings.Inc()
+		hello(w, r)
+	})
 	mux.HandleFunc("GET /work", work)
 	mux.HandleFunc("GET /panic", func(http.ResponseWriter, *http.Request) { panic("something went wrong") })
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe"
+	"github.com/observekit/observe/internal/instance"
 )
 
 // Each router's matched template is the route of the metric and the span
@@ -53,7 +54,7 @@ func TestRouteTemplates(t *testing.T) {
 		t.Error("a raw path became a label value")
 	}
 	names := map[string]bool{}
-	for _, s := range obs.Tracing().Store().Spans() {
+	for _, s := range instance.Of(obs).Tracing.Store().Spans() {
 		names[s.Name()] = true
 	}
 	for _, want := range []string{"GET /chi/users/{id}", "GET /mux/users/{id}"} {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe"
+	"github.com/observekit/observe/internal/instance"
 	"github.com/observekit/observe/middleware"
 	"go.opentelemetry.io/otel"
 	"google.golang.org/grpc"
@@ -112,7 +113,7 @@ func TestLogsAccessLogSwitches(t *testing.T) {
 	})
 	t.Run("silenced by level", func(t *testing.T) {
 		obs, lb := logsInit(t, nil)
-		if _, err := obs.Levels().Set("observe.access", slog.LevelWarn, 0, nil); err != nil {
+		if _, err := instance.Of(obs).Levels.Set("observe.access", slog.LevelWarn, 0, nil); err != nil {
 			t.Fatal(err)
 		}
 		accessServe(middleware.HTTP(accessMux()), "GET", "/users/1")

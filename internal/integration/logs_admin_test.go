@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/observekit/observe/internal/instance"
 	"github.com/observekit/observe/internal/logging"
 )
 
@@ -41,7 +42,7 @@ func logsAdmin(t *testing.T, h http.Handler, method, body, remote, auth string) 
 
 func TestLogsAdminGetLevel(t *testing.T) {
 	obs, _ := logsInit(t, map[string]string{"OBSERVE_LOG_LEVEL": "warn"})
-	if _, err := obs.Levels().Set("db", slog.LevelDebug, 0, nil); err != nil {
+	if _, err := instance.Of(obs).Levels.Set("db", slog.LevelDebug, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	// GET is open: any client, no token.
@@ -74,14 +75,14 @@ func TestLogsAdminAuthWithToken(t *testing.T) {
 			t.Errorf("%s: %d %v, want 401", name, code, m)
 		}
 	}
-	if obs.Levels().Level() != slog.LevelInfo {
+	if instance.Of(obs).Levels.Level() != slog.LevelInfo {
 		t.Fatal("level changed by an unauthorized request")
 	}
 	if strings.Contains(lb.String(), "log level changed") {
 		t.Fatal("a refused request logged a change")
 	}
 	code, m := logsAdmin(t, h, "PUT", body, "198.51.100.7:1234", "Bearer t0ken-abc")
-	if code != 200 || m["level"] != "debug" || obs.Levels().Level() != slog.LevelDebug {
+	if code != 200 || m["level"] != "debug" || instance.Of(obs).Levels.Level() != slog.LevelDebug {
 		t.Fatalf("authorized PUT: %d %v", code, m)
 	}
 	if strings.Contains(lb.String(), "t0ken-abc") {
@@ -98,7 +99,7 @@ func TestLogsAdminAuthWithoutToken(t *testing.T) {
 			t.Errorf("%s: %d %v, want 403", remote, code, m)
 		}
 	}
-	if obs.Levels().Level() != slog.LevelInfo {
+	if instance.Of(obs).Levels.Level() != slog.LevelInfo {
 		t.Fatal("level changed by a forbidden request")
 	}
 	for _, remote := range []string{"127.0.0.1:5555", "[::1]:5555"} {
@@ -111,10 +112,10 @@ func TestLogsAdminAuthWithoutToken(t *testing.T) {
 func TestLogsAdminBadInput(t *testing.T) {
 	obs, lb := logsInit(t, map[string]string{"OBSERVE_ADMIN_TOKEN": "tok"})
 	h := obs.AdminHandler()
-	if _, err := obs.Levels().Set("db", slog.LevelWarn, 0, nil); err != nil {
+	if _, err := instance.Of(obs).Levels.Set("db", slog.LevelWarn, 0, nil); err != nil {
 		t.Fatal(err)
 	}
-	before := obs.Levels().Snapshot()
+	before := instance.Of(obs).Levels.Snapshot()
 	for _, body := range []string{
 		``, `{`, `[]`, `{"level":"verbose"}`, `{"logger":"db"}`, `{"level":"debug","ttl":"forever"}`,
 		`{"level":"debug","ttl":"-5m"}`, `{"level":"debug","logger":"bad name!"}`, `{"level":"debug","colour":"red"}`,
@@ -126,7 +127,7 @@ func TestLogsAdminBadInput(t *testing.T) {
 			t.Errorf("%.40q: %d %v, want 400 with a message", body, code, m)
 		}
 	}
-	if after := obs.Levels().Snapshot(); !reflect.DeepEqual(before, after) {
+	if after := instance.Of(obs).Levels.Snapshot(); !reflect.DeepEqual(before, after) {
 		t.Fatalf("bad input changed levels: %+v → %+v", before, after)
 	}
 	if strings.Contains(lb.String(), "log level changed") {
@@ -192,7 +193,7 @@ func TestLogsAdminGlobalTTLShownAndReverted(t *testing.T) {
 		t.Errorf("pending revert not shown: %v", m)
 	}
 	slog.Debug("debug now")
-	logsEventually(t, 5*time.Second, "the global revert", func() bool { return obs.Levels().Level() == slog.LevelInfo })
+	logsEventually(t, 5*time.Second, "the global revert", func() bool { return instance.Of(obs).Levels.Level() == slog.LevelInfo })
 	slog.Debug("debug no more")
 	if len(lb.find(t, "debug now")) != 1 || len(lb.find(t, "debug no more")) != 0 {
 		t.Errorf("lines: %s", lb.String())
@@ -203,7 +204,7 @@ func TestLogsAdminNamedLevelsBounded(t *testing.T) {
 	obs, _ := logsInit(t, map[string]string{"OBSERVE_ADMIN_TOKEN": "tok"})
 	h := obs.AdminHandler()
 	for i := range 1000 {
-		if _, err := obs.Levels().Set(fmt.Sprintf("svc%d", i), slog.LevelDebug, 0, nil); err != nil {
+		if _, err := instance.Of(obs).Levels.Set(fmt.Sprintf("svc%d", i), slog.LevelDebug, 0, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/observekit/observe"
+	"github.com/observekit/observe/internal/instance"
 	"github.com/observekit/observe/internal/logging"
 	"go.opentelemetry.io/otel"
 )
@@ -66,7 +67,7 @@ func TestLogsLineShapeThroughInit(t *testing.T) {
 func TestLogsNamedLoggerThroughInit(t *testing.T) {
 	obs, lb := logsInit(t, nil)
 	logging.Named("db").Info("connected", "err", errors.New("none"))
-	if _, err := obs.Levels().Set("db", slog.LevelDebug, 0, nil); err != nil {
+	if _, err := instance.Of(obs).Levels.Set("db", slog.LevelDebug, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	logging.Named("db.pool").Debug("conn acquired")

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe"
+	"github.com/observekit/observe/internal/instance"
 	"github.com/observekit/observe/internal/profiling"
 	"github.com/observekit/observe/internal/testbackend"
 	"github.com/observekit/observe/internal/tracing"
@@ -37,7 +38,7 @@ func TestProfilingPushNamedTaggedAuthenticated(t *testing.T) {
 		"PYROSCOPE_BASIC_AUTH_USER":     "pyro",
 		"PYROSCOPE_BASIC_AUTH_PASSWORD": "pw",
 	}, observe.WithProfileUploadInterval(time.Second))
-	if !obs.Profiler().Pushing() {
+	if !instance.Of(obs).Profiler.Pushing() {
 		t.Fatal("not pushing with PYROSCOPE_SERVER_ADDRESS set")
 	}
 	host, _ := obs.Resource().Set().Value(semconv.HostNameKey)
@@ -66,9 +67,9 @@ func TestProfilingPushNamedTaggedAuthenticated(t *testing.T) {
 	}
 	// The receiver records an upload before it answers; the profiler counts
 	// it once the answer is back.
-	testbackend.Eventually(5*time.Second, func() bool { return obs.Profiler().UploadedProfiles() > 0 })
-	if obs.Profiler().UploadedProfiles() == 0 || obs.Profiler().DroppedProfiles() != 0 {
-		t.Errorf("uploaded %d, dropped %d", obs.Profiler().UploadedProfiles(), obs.Profiler().DroppedProfiles())
+	testbackend.Eventually(5*time.Second, func() bool { return instance.Of(obs).Profiler.UploadedProfiles() > 0 })
+	if instance.Of(obs).Profiler.UploadedProfiles() == 0 || instance.Of(obs).Profiler.DroppedProfiles() != 0 {
+		t.Errorf("uploaded %d, dropped %d", instance.Of(obs).Profiler.UploadedProfiles(), instance.Of(obs).Profiler.DroppedProfiles())
 	}
 }
 
@@ -79,9 +80,9 @@ func TestProfilingWrongCredentialsAreCountedDrops(t *testing.T) {
 		"PYROSCOPE_BASIC_AUTH_USER":     "pyro",
 		"PYROSCOPE_BASIC_AUTH_PASSWORD": "wrong",
 	}, observe.WithProfileUploadInterval(time.Second))
-	testbackend.Eventually(20*time.Second, func() bool { return obs.Profiler().DroppedProfiles() > 0 })
-	if obs.Profiler().DroppedProfiles() == 0 || len(recv.Uploads()) != 0 {
-		t.Errorf("401s: dropped %d, accepted %d", obs.Profiler().DroppedProfiles(), len(recv.Uploads()))
+	testbackend.Eventually(20*time.Second, func() bool { return instance.Of(obs).Profiler.DroppedProfiles() > 0 })
+	if instance.Of(obs).Profiler.DroppedProfiles() == 0 || len(recv.Uploads()) != 0 {
+		t.Errorf("401s: dropped %d, accepted %d", instance.Of(obs).Profiler.DroppedProfiles(), len(recv.Uploads()))
 	}
 }
 
@@ -120,7 +121,7 @@ func TestProfilingSpanLabelsOnCPUSamples(t *testing.T) {
 
 	// The finished server spans, by span ID, before Shutdown clears anything.
 	spans := map[string]string{}
-	for _, s := range obs.Tracing().Store().Spans() {
+	for _, s := range instance.Of(obs).Tracing.Store().Spans() {
 		for _, kv := range s.Attributes() {
 			if kv.Key == profiling.ProfileIDAttribute {
 				if kv.Value.AsString() != s.SpanContext().SpanID().String() {
@@ -199,19 +200,19 @@ func TestProfilingServerDownCostsNothing(t *testing.T) {
 		}
 	}
 	recv.SetMode(testbackend.PyroscopeUp) // frees the held uploads: they fail
-	testbackend.Eventually(10*time.Second, func() bool { return obs.Profiler().DroppedProfiles() > 0 })
+	testbackend.Eventually(10*time.Second, func() bool { return instance.Of(obs).Profiler.DroppedProfiles() > 0 })
 
 	up, down := profQuantiles(lat[testbackend.PyroscopeUp]), profQuantiles(lat[testbackend.PyroscopeHang])
 	t.Logf("latency with the server up:   p50 %v p90 %v (%d requests)", up[0], up[1], len(lat[testbackend.PyroscopeUp]))
 	t.Logf("latency with the server down: p50 %v p90 %v (%d requests)", down[0], down[1], len(lat[testbackend.PyroscopeHang]))
-	t.Logf("profiles uploaded %d, dropped %d", obs.Profiler().UploadedProfiles(), obs.Profiler().DroppedProfiles())
+	t.Logf("profiles uploaded %d, dropped %d", instance.Of(obs).Profiler.UploadedProfiles(), instance.Of(obs).Profiler.DroppedProfiles())
 	// Within noise: 2 shared cores, so generous bounds on the median and p90.
 	for i, q := range []string{"p50", "p90"} {
 		if down[i] > up[i]*3/2+200*time.Microsecond {
 			t.Errorf("%s latency %v with the server down, %v with it up", q, down[i], up[i])
 		}
 	}
-	if obs.Profiler().DroppedProfiles() == 0 {
+	if instance.Of(obs).Profiler.DroppedProfiles() == 0 {
 		t.Error("no profile counted as dropped while the server was down")
 	}
 
@@ -250,9 +251,9 @@ func TestProfilingServerRefusedIsNoError(t *testing.T) {
 	start := time.Now()
 	obs := profInit(t, map[string]string{"PYROSCOPE_SERVER_ADDRESS": addr}, observe.WithProfileUploadInterval(time.Second))
 	t.Logf("Init took %s", time.Since(start))
-	testbackend.Eventually(20*time.Second, func() bool { return obs.Profiler().DroppedProfiles() >= 2 })
-	if obs.Profiler().DroppedProfiles() < 2 || obs.Profiler().ExportFailures() < 2 {
-		t.Errorf("dropped %d, failures %d with the server refusing", obs.Profiler().DroppedProfiles(), obs.Profiler().ExportFailures())
+	testbackend.Eventually(20*time.Second, func() bool { return instance.Of(obs).Profiler.DroppedProfiles() >= 2 })
+	if instance.Of(obs).Profiler.DroppedProfiles() < 2 || instance.Of(obs).Profiler.ExportFailures() < 2 {
+		t.Errorf("dropped %d, failures %d with the server refusing", instance.Of(obs).Profiler.DroppedProfiles(), instance.Of(obs).Profiler.ExportFailures())
 	}
 	start = time.Now()
 	profShutdown(t, obs, 5*time.Second)
@@ -324,7 +325,7 @@ func TestProfilingMutexAndBlockOptions(t *testing.T) {
 
 func TestProfilingWithoutServerPushesNothingAndLinksNothing(t *testing.T) {
 	obs := profInit(t, nil)
-	if obs.Profiler().Pushing() {
+	if instance.Of(obs).Profiler.Pushing() {
 		t.Fatal("pushing without PYROSCOPE_SERVER_ADDRESS")
 	}
 	mux := http.NewServeMux()
@@ -332,12 +333,12 @@ func TestProfilingWithoutServerPushesNothingAndLinksNothing(t *testing.T) {
 	middleware.HTTP(mux).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/x", nil))
 	_, span := obs.Tracer("t").Start(context.Background(), "job")
 	span.End()
-	for _, s := range obs.Tracing().Store().Spans() {
+	for _, s := range instance.Of(obs).Tracing.Store().Spans() {
 		if slices.ContainsFunc(s.Attributes(), func(kv attribute.KeyValue) bool { return kv.Key == profiling.ProfileIDAttribute }) {
 			t.Errorf("span %q links to a profile that is not pushed", s.Name())
 		}
 	}
-	if n := len(obs.Tracing().Store().Spans()); n != 2 {
+	if n := len(instance.Of(obs).Tracing.Store().Spans()); n != 2 {
 		t.Errorf("%d spans recorded, want 2", n)
 	}
 }
@@ -346,7 +347,7 @@ func TestProfilingLinksForcedOn(t *testing.T) {
 	obs := profInit(t, nil, observe.WithProfileLinks(true))
 	_, span := obs.Tracer("t").Start(context.Background(), "job")
 	span.End()
-	spans := obs.Tracing().Store().Spans()
+	spans := instance.Of(obs).Tracing.Store().Spans()
 	if len(spans) != 1 || !strings.Contains(fmt.Sprint(spans[0].Attributes()), string(profiling.ProfileIDAttribute)) {
 		t.Errorf("WithProfileLinks(true): spans %v", spans)
 	}
@@ -386,7 +387,7 @@ func TestProfilingProfileIDSurvivesRedaction(t *testing.T) {
 		profiling.ProfileIDAttribute.String(id),
 		attribute.String("note", id),
 	}}.Snapshot()
-	attrs := tracing.RedactSpan(obs.Tracing().Redactor(), span).Attributes()
+	attrs := tracing.RedactSpan(instance.Of(obs).Tracing.Redactor(), span).Attributes()
 	if attrs[1].Value.AsString() == id {
 		t.Log("the redaction policy no longer takes this ID for a secret: this test proves little")
 	}
@@ -410,7 +411,7 @@ func TestProfilingLinksUnderTailSampling(t *testing.T) {
 		http.Error(w, "boom", http.StatusInternalServerError)
 	})
 	middleware.HTTP(mux).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/fail/1", nil))
-	spans := obs.Tracing().Store().Spans()
+	spans := instance.Of(obs).Tracing.Store().Spans()
 	if len(spans) != 1 {
 		t.Fatalf("%d spans kept, want the failed request's", len(spans))
 	}

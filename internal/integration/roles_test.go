@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe"
+	"github.com/observekit/observe/internal/instance"
 	"github.com/observekit/observe/internal/tracing"
 	"github.com/observekit/observe/middleware"
 	"go.opentelemetry.io/otel/attribute"
@@ -69,7 +70,7 @@ func runRole(role string) int {
 		fmt.Fprintln(os.Stderr, "shutdown:", err)
 		return 1
 	}
-	if d := obs.Tracing().DroppedSpans(); d != 0 {
+	if d := instance.Of(obs).Tracing.DroppedSpans(); d != 0 {
 		fmt.Fprintln(os.Stderr, "spans dropped:", d)
 		return 1
 	}

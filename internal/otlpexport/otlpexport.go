@@ -119,8 +119,9 @@ func (p plan) httpClient() (*http.Client, func()) {
 	return &http.Client{Transport: tr, Timeout: p.timeout}, tr.CloseIdleConnections
 }
 
-// options maps a plan onto one exporter package's options.
-type options[O any] struct {
+// options maps a plan onto one exporter package's options (O), and makes
+// that package's exporter, as the signal's interface E.
+type options[O, E any] struct {
 	url, hostPort func(string) O
 	insecure      func() O
 	timeout       func(time.Duration) O
@@ -128,10 +129,51 @@ type options[O any] struct {
 	gzip          func() O
 	tls           func(*tls.Config) O  // grpc
 	client        func(*http.Client) O // http
+	newExporter   func(context.Context, ...O) (E, error)
+}
+
+// grpcOptions and httpOptions name one exporter package's option
+// constructors, in the same order for every package; the tables below pass
+// them as they are. X is the package's exporter type, which implements E.
+func grpcOptions[E, O, X any](url, hostPort func(string) O, insecure func() O, timeout func(time.Duration) O,
+	headers func(map[string]string) O, compressor func(string) O, creds func(credentials.TransportCredentials) O,
+	newX func(context.Context, ...O) (X, error)) options[O, E] {
+	return options[O, E]{url: url, hostPort: hostPort, insecure: insecure, timeout: timeout, headers: headers,
+		gzip:        func() O { return compressor("gzip") },
+		tls:         func(t *tls.Config) O { return creds(credentials.NewTLS(t)) },
+		newExporter: as[E](newX)}
+}
+
+func httpOptions[E, O, C, X any](url, hostPort func(string) O, insecure func() O, timeout func(time.Duration) O,
+	headers func(map[string]string) O, compression func(C) O, gzip C, client func(*http.Client) O,
+	newX func(context.Context, ...O) (X, error)) options[O, E] {
+	return options[O, E]{url: url, hostPort: hostPort, insecure: insecure, timeout: timeout, headers: headers,
+		gzip:        func() O { return compression(gzip) },
+		client:      client,
+		newExporter: as[E](newX)}
+}
+
+// as turns an exporter package's New into one returning the signal's
+// interface. Go cannot say "X implements E" between type parameters, so
+// this is checked when the exporter is made (every signal and protocol is
+// made in this package's tests): a mismatch is an error, never a panic.
+func as[E, O, X any](newX func(context.Context, ...O) (X, error)) func(context.Context, ...O) (E, error) {
+	return func(ctx context.Context, o ...O) (E, error) {
+		var none E
+		x, err := newX(ctx, o...)
+		if err != nil {
+			return none, err
+		}
+		e, ok := any(x).(E)
+		if !ok {
+			return none, fmt.Errorf("otlpexport: %T is not a %T exporter", x, (*E)(nil))
+		}
+		return e, nil
+	}
 }
 
 // build returns the options and, for HTTP, what closes the transport.
-func build[O any](p plan, o options[O]) ([]O, func()) {
+func build[O, E any](p plan, o options[O, E]) ([]O, func()) {
 	opts := []O{o.timeout(p.timeout)}
 	if p.url != "" {
 		opts = append(opts, o.url(p.url))
@@ -160,121 +202,56 @@ func build[O any](p plan, o options[O]) ([]O, func()) {
 	return opts, closeIdle
 }
 
-// exporterKind is how one signal's exporters are made: the options of its
-// gRPC (G) and HTTP (H) exporter packages, their constructors, and the
-// wrapper closing an HTTP exporter's transport on Shutdown.
-type exporterKind[G, H, E any] struct {
-	signal  signal
-	grpc    options[G]
-	newGRPC func(context.Context, ...G) (E, error)
-	http    options[H]
-	newHTTP func(context.Context, ...H) (E, error)
-	wrap    func(E, func()) E
-}
-
-func (k exporterKind[G, H, E]) build(ctx context.Context, c Config) (E, error) {
+// export makes the exporter c describes for signal s from its two exporter
+// packages' options; an HTTP exporter is wrapped by closing, so that its
+// transport's idle connections are closed when it shuts down.
+func export[G, H, E any](ctx context.Context, c Config, s signal, g options[G, E], h options[H, E], closing func(E, func()) E) (E, error) {
 	var none E
-	p, err := resolve(c, k.signal)
+	p, err := resolve(c, s)
 	if err != nil {
 		return none, err
 	}
 	if p.grpc {
-		opts, _ := build(p, k.grpc)
-		return k.newGRPC(ctx, opts...)
+		opts, _ := build(p, g)
+		return g.newExporter(ctx, opts...)
 	}
-	opts, closeIdle := build(p, k.http)
-	exp, err := k.newHTTP(ctx, opts...)
+	opts, closeIdle := build(p, h)
+	exp, err := h.newExporter(ctx, opts...)
 	if err != nil {
 		return none, err
 	}
-	return k.wrap(exp, closeIdle), nil
+	return closing(exp, closeIdle), nil
 }
+
+// The option constructors of each signal's gRPC and HTTP exporter packages.
+var (
+	traceGRPC  = grpcOptions[sdktrace.SpanExporter](otlptracegrpc.WithEndpointURL, otlptracegrpc.WithEndpoint, otlptracegrpc.WithInsecure, otlptracegrpc.WithTimeout, otlptracegrpc.WithHeaders, otlptracegrpc.WithCompressor, otlptracegrpc.WithTLSCredentials, otlptracegrpc.New)
+	metricGRPC = grpcOptions[sdkmetric.Exporter](otlpmetricgrpc.WithEndpointURL, otlpmetricgrpc.WithEndpoint, otlpmetricgrpc.WithInsecure, otlpmetricgrpc.WithTimeout, otlpmetricgrpc.WithHeaders, otlpmetricgrpc.WithCompressor, otlpmetricgrpc.WithTLSCredentials, otlpmetricgrpc.New)
+	logGRPC    = grpcOptions[sdklog.Exporter](otlploggrpc.WithEndpointURL, otlploggrpc.WithEndpoint, otlploggrpc.WithInsecure, otlploggrpc.WithTimeout, otlploggrpc.WithHeaders, otlploggrpc.WithCompressor, otlploggrpc.WithTLSCredentials, otlploggrpc.New)
+
+	traceHTTP  = httpOptions[sdktrace.SpanExporter](otlptracehttp.WithEndpointURL, otlptracehttp.WithEndpoint, otlptracehttp.WithInsecure, otlptracehttp.WithTimeout, otlptracehttp.WithHeaders, otlptracehttp.WithCompression, otlptracehttp.GzipCompression, otlptracehttp.WithHTTPClient, otlptracehttp.New)
+	metricHTTP = httpOptions[sdkmetric.Exporter](otlpmetrichttp.WithEndpointURL, otlpmetrichttp.WithEndpoint, otlpmetrichttp.WithInsecure, otlpmetrichttp.WithTimeout, otlpmetrichttp.WithHeaders, otlpmetrichttp.WithCompression, otlpmetrichttp.GzipCompression, otlpmetrichttp.WithHTTPClient, otlpmetrichttp.New)
+	logHTTP    = httpOptions[sdklog.Exporter](otlploghttp.WithEndpointURL, otlploghttp.WithEndpoint, otlploghttp.WithInsecure, otlploghttp.WithTimeout, otlploghttp.WithHeaders, otlploghttp.WithCompression, otlploghttp.GzipCompression, otlploghttp.WithHTTPClient, otlploghttp.New)
+)
 
 // Traces returns the span exporter c describes. It never waits on the
 // network: the exporter connects on the first export.
 func Traces(ctx context.Context, c Config) (sdktrace.SpanExporter, error) {
-	return exporterKind[otlptracegrpc.Option, otlptracehttp.Option, sdktrace.SpanExporter]{
-		signal: traces,
-		grpc: options[otlptracegrpc.Option]{
-			url: otlptracegrpc.WithEndpointURL, hostPort: otlptracegrpc.WithEndpoint,
-			insecure: otlptracegrpc.WithInsecure, timeout: otlptracegrpc.WithTimeout, headers: otlptracegrpc.WithHeaders,
-			gzip: func() otlptracegrpc.Option { return otlptracegrpc.WithCompressor("gzip") },
-			tls: func(t *tls.Config) otlptracegrpc.Option {
-				return otlptracegrpc.WithTLSCredentials(credentials.NewTLS(t))
-			},
-		},
-		newGRPC: func(ctx context.Context, o ...otlptracegrpc.Option) (sdktrace.SpanExporter, error) {
-			return otlptracegrpc.New(ctx, o...)
-		},
-		http: options[otlptracehttp.Option]{
-			url: otlptracehttp.WithEndpointURL, hostPort: otlptracehttp.WithEndpoint,
-			insecure: otlptracehttp.WithInsecure, timeout: otlptracehttp.WithTimeout, headers: otlptracehttp.WithHeaders,
-			gzip:   func() otlptracehttp.Option { return otlptracehttp.WithCompression(otlptracehttp.GzipCompression) },
-			client: otlptracehttp.WithHTTPClient,
-		},
-		newHTTP: func(ctx context.Context, o ...otlptracehttp.Option) (sdktrace.SpanExporter, error) {
-			return otlptracehttp.New(ctx, o...)
-		},
-		wrap: func(e sdktrace.SpanExporter, closeIdle func()) sdktrace.SpanExporter {
-			return spanExporter{e, closeIdle}
-		},
-	}.build(ctx, c)
+	return export(ctx, c, traces, traceGRPC, traceHTTP, func(e sdktrace.SpanExporter, closeIdle func()) sdktrace.SpanExporter {
+		return spanExporter{e, closeIdle}
+	})
 }
 
 // Metrics returns the metric exporter c describes. It never waits on the
 // network.
 func Metrics(ctx context.Context, c Config) (sdkmetric.Exporter, error) {
-	return exporterKind[otlpmetricgrpc.Option, otlpmetrichttp.Option, sdkmetric.Exporter]{
-		signal: metrics,
-		grpc: options[otlpmetricgrpc.Option]{
-			url: otlpmetricgrpc.WithEndpointURL, hostPort: otlpmetricgrpc.WithEndpoint,
-			insecure: otlpmetricgrpc.WithInsecure, timeout: otlpmetricgrpc.WithTimeout, headers: otlpmetricgrpc.WithHeaders,
-			gzip: func() otlpmetricgrpc.Option { return otlpmetricgrpc.WithCompressor("gzip") },
-			tls: func(t *tls.Config) otlpmetricgrpc.Option {
-				return otlpmetricgrpc.WithTLSCredentials(credentials.NewTLS(t))
-			},
-		},
-		newGRPC: func(ctx context.Context, o ...otlpmetricgrpc.Option) (sdkmetric.Exporter, error) {
-			return otlpmetricgrpc.New(ctx, o...)
-		},
-		http: options[otlpmetrichttp.Option]{
-			url: otlpmetrichttp.WithEndpointURL, hostPort: otlpmetrichttp.WithEndpoint,
-			insecure: otlpmetrichttp.WithInsecure, timeout: otlpmetrichttp.WithTimeout, headers: otlpmetrichttp.WithHeaders,
-			gzip:   func() otlpmetrichttp.Option { return otlpmetrichttp.WithCompression(otlpmetrichttp.GzipCompression) },
-			client: otlpmetrichttp.WithHTTPClient,
-		},
-		newHTTP: func(ctx context.Context, o ...otlpmetrichttp.Option) (sdkmetric.Exporter, error) {
-			return otlpmetrichttp.New(ctx, o...)
-		},
-		wrap: func(e sdkmetric.Exporter, closeIdle func()) sdkmetric.Exporter { return metricExporter{e, closeIdle} },
-	}.build(ctx, c)
+	return export(ctx, c, metrics, metricGRPC, metricHTTP, func(e sdkmetric.Exporter, closeIdle func()) sdkmetric.Exporter { return metricExporter{e, closeIdle} })
 }
 
 // Logs returns the log record exporter c describes. It never waits on the
 // network.
 func Logs(ctx context.Context, c Config) (sdklog.Exporter, error) {
-	return exporterKind[otlploggrpc.Option, otlploghttp.Option, sdklog.Exporter]{
-		signal: logs,
-		grpc: options[otlploggrpc.Option]{
-			url: otlploggrpc.WithEndpointURL, hostPort: otlploggrpc.WithEndpoint,
-			insecure: otlploggrpc.WithInsecure, timeout: otlploggrpc.WithTimeout, headers: otlploggrpc.WithHeaders,
-			gzip: func() otlploggrpc.Option { return otlploggrpc.WithCompressor("gzip") },
-			tls:  func(t *tls.Config) otlploggrpc.Option { return otlploggrpc.WithTLSCredentials(credentials.NewTLS(t)) },
-		},
-		newGRPC: func(ctx context.Context, o ...otlploggrpc.Option) (sdklog.Exporter, error) {
-			return otlploggrpc.New(ctx, o...)
-		},
-		http: options[otlploghttp.Option]{
-			url: otlploghttp.WithEndpointURL, hostPort: otlploghttp.WithEndpoint,
-			insecure: otlploghttp.WithInsecure, timeout: otlploghttp.WithTimeout, headers: otlploghttp.WithHeaders,
-			gzip:   func() otlploghttp.Option { return otlploghttp.WithCompression(otlploghttp.GzipCompression) },
-			client: otlploghttp.WithHTTPClient,
-		},
-		newHTTP: func(ctx context.Context, o ...otlploghttp.Option) (sdklog.Exporter, error) {
-			return otlploghttp.New(ctx, o...)
-		},
-		wrap: func(e sdklog.Exporter, closeIdle func()) sdklog.Exporter { return logExporter{e, closeIdle} },
-	}.build(ctx, c)
+	return export(ctx, c, logs, logGRPC, logHTTP, func(e sdklog.Exporter, closeIdle func()) sdklog.Exporter { return logExporter{e, closeIdle} })
 }
 
 // The HTTP exporters, closing their transport's idle connections once shut
@@ -295,16 +272,16 @@ type (
 )
 
 func (e spanExporter) Shutdown(ctx context.Context) error {
-	defer e.closeIdle()
-	return e.SpanExporter.Shutdown(ctx)
+	return shutdown(ctx, e.SpanExporter, e.closeIdle)
 }
-
 func (e metricExporter) Shutdown(ctx context.Context) error {
-	defer e.closeIdle()
-	return e.Exporter.Shutdown(ctx)
+	return shutdown(ctx, e.Exporter, e.closeIdle)
+}
+func (e logExporter) Shutdown(ctx context.Context) error {
+	return shutdown(ctx, e.Exporter, e.closeIdle)
 }
 
-func (e logExporter) Shutdown(ctx context.Context) error {
-	defer e.closeIdle()
-	return e.Exporter.Shutdown(ctx)
+func shutdown(ctx context.Context, e interface{ Shutdown(context.Context) error }, closeIdle func()) error {
+	defer closeIdle()
+	return e.Shutdown(ctx)
 }

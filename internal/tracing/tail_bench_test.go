@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/observekit/observe"
+	"github.com/observekit/observe/internal/instance"
 	"github.com/observekit/observe/internal/tracing"
 	"github.com/observekit/observe/middleware"
 	"go.opentelemetry.io/otel"
@@ -128,7 +129,7 @@ func BenchmarkTailVsHeadHTTP(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			h.ServeHTTP(w, req)
 		}
-		reportKept(b, obs.Tracing(), exp)
+		reportKept(b, instance.Of(obs).Tracing, exp)
 	}
 	b.Run("head", func(b *testing.B) { run(b, "parentbased_traceidratio", "0.03") })
 	b.Run("tail", func(b *testing.B) { run(b, tracing.TailSamplerName, "0.01") })

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe"
+	"github.com/observekit/observe/internal/instance"
 	"github.com/observekit/observe/internal/testbackend"
 	"github.com/observekit/observe/internal/tracing"
 	"github.com/observekit/observe/middleware"
@@ -87,7 +88,7 @@ func TestTailThroughHTTPMiddleware(t *testing.T) {
 		defer cancel()
 		_ = obs.Shutdown(ctx)
 	})
-	tail := obs.Tracing().Tail()
+	tail := instance.Of(obs).Tracing.Tail()
 	if tail == nil {
 		t.Fatal("OTEL_TRACES_SAMPLER=observe_tail did not turn tail sampling on")
 	}
@@ -129,7 +130,7 @@ func TestTailThroughHTTPMiddleware(t *testing.T) {
 	}
 	close(work)
 	wg.Wait()
-	flush(t, obs.Tracing())
+	flush(t, instance.Of(obs).Tracing)
 
 	// Which trace is which request: from the exported server spans' and
 	// the log lines' attributes.
@@ -203,7 +204,7 @@ func TestTailThroughHTTPMiddleware(t *testing.T) {
 	// them. (Not necessarily slow ones: under the race detector a normal
 	// request can land in the slow requests' bucket first, and the gate
 	// admits one exemplar per bucket per interval.)
-	mfs, err := obs.Metrics().Registry().Gather()
+	mfs, err := instance.Of(obs).Metrics.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +289,7 @@ func TestTailConfigByOptionAndDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := obs.Tracing().Tail().Config()
+	got := instance.Of(obs).Tracing.Tail().Config()
 	want := tracing.TailConfig{Baseline: 0.01, LatencyQuantile: 0.99, MaxSpans: 8192, MaxTraces: 2048}
 	if got != want {
 		t.Errorf("defaults: %+v, want %+v", got, want)
@@ -302,7 +303,7 @@ func TestTailConfigByOptionAndDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = obs.Shutdown(context.Background()) }()
-	got = obs.Tracing().Tail().Config()
+	got = instance.Of(obs).Tracing.Tail().Config()
 	if got.Baseline != 0.2 || got.Latency != time.Second || !got.AnyError || got.LatencyQuantile != 0 {
 		t.Errorf("by option: %+v", got)
 	}
@@ -313,7 +314,7 @@ func TestTailConfigByOptionAndDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if plain.Tracing().Tail() != nil {
+	if instance.Of(plain).Tracing.Tail() != nil {
 		t.Error("tail sampling on by default")
 	}
 	_ = plain.Shutdown(context.Background())

@@ -1,9 +1,10 @@
-package observe_test
+package integration
 
 import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe"
+	"github.com/observekit/observe/internal/instance"
 	"github.com/observekit/observe/internal/testbackend"
 	"github.com/observekit/observe/middleware"
 	"go.uber.org/goleak"
@@ -64,7 +66,7 @@ func TestLifecycleHundredCycles(t *testing.T) {
 		resp.Body.Close()
 		// Let the push and export goroutines get going, so Shutdown has
 		// something to stop.
-		if err := obs.Tracing().ForceFlush(context.Background()); err != nil {
+		if err := instance.Of(obs).Tracing.ForceFlush(context.Background()); err != nil {
 			t.Fatalf("cycle %d: flush: %v", i, err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -229,7 +231,7 @@ func TestLifecycleInFlightRequestsComplete(t *testing.T) {
 		}
 		_, span := obs.Tracer("test").Start(r.Context(), "inner")
 		defer span.End()
-		observeLog(r.Context(), "slow request", "id", r.PathValue("id"))
+		slog.InfoContext(r.Context(), "slow request", "id", r.PathValue("id"))
 		w.Header().Set("Content-Length", "65536")
 		for off := 0; off < len(body); off += 8 << 10 {
 			_, _ = w.Write(body[off : off+8<<10])

@@ -1,4 +1,4 @@
-package observe_test
+package integration
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -165,7 +166,7 @@ func TestSecurityInitErrorsNeverEchoSecrets(t *testing.T) {
 		for k, v := range env {
 			t.Setenv(k, v)
 		}
-		logs := &syncBuffer{}
+		logs := &logsBuffer{}
 		obs, err := observe.Init(context.Background(), observe.WithLogWriter(logs))
 		if err == nil {
 			_ = obs.Shutdown(context.Background())
@@ -253,7 +254,7 @@ func runSecretScenario(t *testing.T, proto string) {
 		t.Setenv(k, v)
 	}
 	var scan leakScanner
-	logs := &syncBuffer{}
+	logs := &logsBuffer{}
 	stopStderr := captureStderr(t)
 
 	obs, err := observe.Init(context.Background(), observe.WithLogWriter(logs), observe.WithProfileUploadInterval(200*time.Millisecond))
@@ -290,7 +291,7 @@ func runSecretScenario(t *testing.T, proto string) {
 	// debug) and where a careless client would.
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /work/{id}", func(w http.ResponseWriter, r *http.Request) {
-		observeLog(r.Context(), "work", "id", r.PathValue("id"))
+		slog.InfoContext(r.Context(), "work", "id", r.PathValue("id"))
 		_, _ = io.WriteString(w, "ok")
 	})
 	srv := httptest.NewServer(middleware.HTTP(mux))

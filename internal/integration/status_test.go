@@ -1,10 +1,11 @@
-package observe_test
+package integration
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -38,7 +39,7 @@ func newStatusService(t *testing.T, opts ...observe.Option) *statusService {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /items/{id}", func(w http.ResponseWriter, r *http.Request) {
 		ctx, span := otel.Tracer("test").Start(r.Context(), "load item")
-		observeLog(ctx, "loading item", "id", r.PathValue("id"))
+		slog.InfoContext(ctx, "loading item", "id", r.PathValue("id"))
 		span.End()
 		if r.PathValue("id") == "bad" {
 			http.Error(w, "no", http.StatusInternalServerError)
@@ -381,7 +382,7 @@ func TestStatusPageWeight(t *testing.T) {
 }
 
 func TestStatusURL(t *testing.T) {
-	cleanEnv(t)
+	reliabEnv(t)
 	for addr, prefix := range map[string]string{":0": "http://127.0.0.1:", "127.0.0.1:0": "http://127.0.0.1:", "[::1]:0": "http://[::1]:"} {
 		obs, err := observe.Init(context.Background(), observe.WithAdminAddr(addr), observe.WithLogWriter(io.Discard))
 		if err != nil {

@@ -1,4 +1,4 @@
-package observe_test
+package integration
 
 import (
 	"bufio"
@@ -24,12 +24,16 @@ import (
 
 // Helpers of the reliability tests (reliability_*_test.go).
 
-// reliabEnv clears every variable Init reads (cleanEnv plus those it does
-// not know) and turns the admin listener off: the tests use AdminHandler.
+// reliabEnv clears every variable Init reads and turns the admin listener
+// off: the tests use AdminHandler.
 func reliabEnv(t *testing.T) {
 	t.Helper()
-	cleanEnv(t)
-	for _, v := range []string{
+	for _, v := range append(logsEnvVars[:len(logsEnvVars):len(logsEnvVars)], []string{
+		"OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT",
+		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_HEADERS",
+		"OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG", "OTEL_METRICS_EXPORTER", "OTEL_LOGS_EXPORTER",
+		"OBSERVE_LOG_BUFFER", "OBSERVE_DRAIN_DELAY", "KUBERNETES_SERVICE_HOST",
+		"PYROSCOPE_BASIC_AUTH_USER", "PYROSCOPE_BASIC_AUTH_PASSWORD",
 		"OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_INSECURE",
 		"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
 		"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
@@ -39,10 +43,28 @@ func reliabEnv(t *testing.T) {
 		"OBSERVE_LOG_SAMPLING", "OBSERVE_LOG_MAX_VALUE_BYTES", "OBSERVE_REDACT_HASH_KEY",
 		"OBSERVE_TAIL_LATENCY", "OBSERVE_TAIL_ERRORS", "OBSERVE_TAIL_MAX_SPANS", "OBSERVE_TAIL_MAX_TRACES",
 		"OBSERVE_NATIVE_HISTOGRAMS", "OBSERVE_METRIC_SERIES_LIMIT",
-	} {
+	}...) {
 		t.Setenv(v, "")
 	}
 	t.Setenv("OBSERVE_ADMIN_ADDR", "off")
+}
+
+// initObs starts observe (logsInit's identity, no access log) on the
+// environment the test set up, and shuts it down at the end of the test.
+func initObs(t *testing.T, opts ...observe.Option) (*observe.Observer, *logsBuffer) {
+	t.Helper()
+	return logsInit(t, nil, append([]observe.Option{observe.WithAccessLog(false)}, opts...)...)
+}
+
+// grep returns the lines of s containing sub.
+func grep(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // warnSink is a log writer that keeps WARN and ERROR lines and counts the

@@ -1,4 +1,4 @@
-package observe_test
+package integration
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 	"github.com/observekit/observe/middleware"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
@@ -117,7 +118,7 @@ func TestPanicInLogValuesNeverEscapes(t *testing.T) {
 			if mode == "text" {
 				t.Setenv("OBSERVE_LOG_FORMAT", "text")
 			}
-			logs := &syncBuffer{}
+			logs := &logsBuffer{}
 			opts := []observe.Option{observe.WithLogWriter(logs), observe.WithAccessLog(false)}
 			capture := &captureLogs{}
 			if mode == "json+otlp" {
@@ -434,6 +435,7 @@ func (e *hangLogExporter) ForceFlush(context.Context) error { <-e.release; retur
 // end once the exporter returns.
 func TestShutdownByDeadlineWithExportersIgnoringTheirContext(t *testing.T) {
 	reliabEnv(t)
+	leaks := goleak.IgnoreCurrent()
 	release := make(chan struct{})
 	se, le := &hangSpanExporter{release: release}, &hangLogExporter{release: release}
 	released := false
@@ -464,11 +466,11 @@ func TestShutdownByDeadlineWithExportersIgnoringTheirContext(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Shutdown: %v, want the deadline's error", err)
 	}
-	// Released, the exporters return and every goroutine of observe's ends
-	// (goleak checks at the end of the package's tests).
+	// Released, the exporters return and every goroutine of observe's ends.
 	close(release)
 	released = true
 	if took, err := shutdownWithin(obs, time.Second); err == nil || took > time.Second {
 		t.Errorf("a second Shutdown: %v after %s, want the first's result at once", err, took)
 	}
+	goleak.VerifyNone(t, leaks, goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"))
 }

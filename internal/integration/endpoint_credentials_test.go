@@ -1,4 +1,4 @@
-package observe_test
+package integration
 
 import (
 	"context"
@@ -38,7 +38,7 @@ func TestEndpointCredentialsReachTheCollector(t *testing.T) {
 	t.Setenv("OTEL_TRACES_EXPORTER", "otlp")
 	t.Setenv("OTEL_METRICS_EXPORTER", "otlp")
 	t.Setenv("OTEL_LOGS_EXPORTER", "otlp")
-	var logs syncBuffer
+	var logs logsBuffer
 	obs, err := observe.Init(context.Background(), observe.WithServiceName("basic-auth"), observe.WithLogWriter(&logs))
 	if err != nil {
 		t.Fatal(err)

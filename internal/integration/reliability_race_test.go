@@ -1,7 +1,7 @@
-//go:build !race
+//go:build race
 
-package observe_test
+package integration
 
 // raceEnabled: under the race detector every request costs several times
 // more, so the reliability tests size their work by it.
-const raceEnabled = false
+const raceEnabled = true

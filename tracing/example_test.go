@@ -4,7 +4,7 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/observekit/observe/internal/tracing"
+	"github.com/observekit/observe/tracing"
 )
 
 // Handing work to a goroutine: it runs in a span of its own, in the

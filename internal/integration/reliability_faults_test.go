@@ -1,4 +1,4 @@
-package observe_test
+package integration
 
 import (
 	"fmt"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe"
+	"github.com/observekit/observe/internal/instance"
 	"github.com/observekit/observe/internal/testbackend"
 )
 
@@ -442,7 +443,7 @@ func checkDropsCounted(t *testing.T, c *faultCell, obs *observe.Observer, sink *
 // counting what it aborted: it gets a moment.
 func checkSpansAccounted(t *testing.T, c *faultCell, obs *observe.Observer, served uint64) {
 	t.Helper()
-	tp := obs.Tracing()
+	tp := instance.Of(obs).Tracing
 	deadline := time.Now().Add(2 * time.Second)
 	for {
 		exp, drop := tp.ExportedSpans(), tp.DroppedSpans()

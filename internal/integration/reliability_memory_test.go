@@ -1,4 +1,4 @@
-package observe_test
+package integration
 
 import (
 	"runtime"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe"
+	"github.com/observekit/observe/internal/instance"
 	"github.com/observekit/observe/internal/testbackend"
 )
 
@@ -110,11 +111,11 @@ func TestReliabilityMillionRequests(t *testing.T) {
 		t.Errorf("observe_logs_dropped_total %.0f after %d requests of two records each against a blackhole", logsDropped, served)
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for obs.Tracing().DroppedSpans() != served && time.Now().Before(deadline) {
+	for instance.Of(obs).Tracing.DroppedSpans() != served && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if d := obs.Tracing().DroppedSpans(); d != served || obs.Tracing().ExportedSpans() != 0 {
-		t.Errorf("after Shutdown: %d spans dropped, %d exported; want %d and 0", d, obs.Tracing().ExportedSpans(), served)
+	if d := instance.Of(obs).Tracing.DroppedSpans(); d != served || instance.Of(obs).Tracing.ExportedSpans() != 0 {
+		t.Errorf("after Shutdown: %d spans dropped, %d exported; want %d and 0", d, instance.Of(obs).Tracing.ExportedSpans(), served)
 	}
 	if took > time.Second+shutdownSlack {
 		t.Errorf("Shutdown took %s with a 1s deadline", took)

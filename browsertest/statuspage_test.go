@@ -396,6 +396,9 @@ func TestStatusPageTraceProfile(t *testing.T) {
 	if code, body := get(t, href, nil); code != http.StatusOK || len(body) < 100 {
 		t.Errorf("the page's pprof link: %d, %d bytes", code, len(body))
 	}
+	if txt := run(t, b, "profile card text", chromedp.Evaluate[string](`document.getElementById('trace-profile').textContent`)); strings.Contains(txt, "null") || strings.Contains(txt, "undefined") {
+		t.Errorf("the profile card shows %q", txt)
+	}
 	b.do(t, "scroll to the profile", chromedp.ScrollIntoView(chromedp.CSS("#trace-profile")))
 	b.shot(t, "trace-profile")
 

@@ -477,9 +477,9 @@ async function loadProfile(id, profileAttr, root, totalNs, body, tries) {
     h("code", { id: "profile-cmd" }, "go tool pprof -http=: " + (SIGNED_IN ? "trace.pb.gz" : abs)),
     SIGNED_IN ? h("span", { class: "muted" }, " (the download needs the token: ", h("code", {}, "curl -H \"Authorization: Bearer $OBSERVE_ADMIN_TOKEN\" -o trace.pb.gz " + abs), ")") : null);
   if (res.ok) {
-    body.replaceChildren(profileSummary(doc, totalNs), cmd, flameGraph(doc.flame), topTable(doc.top, doc.cpu_ns),
+    body.replaceChildren(...[profileSummary(doc, totalNs), cmd, flameGraph(doc.flame), topTable(doc.top, doc.cpu_ns),
       doc.truncated ? h("p", { class: "muted small" }, "Frames under 0.2% of the time are left out of the graph; the pprof file has them all.") : null,
-      doc.partial ? h("p", { class: "muted small", id: "profile-partial" }, "The end of this trace is in a profile still being collected: more samples may come (reload the trace).") : null);
+      doc.partial ? h("p", { class: "muted small", id: "profile-partial" }, "The end of this trace is in a profile still being collected: more samples may come (reload the trace).") : null].filter(Boolean));
     return;
   }
   const reason = doc && doc.reason;

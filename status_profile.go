@@ -35,9 +35,13 @@ func (o *Observer) startTraceProfiles() error {
 	if o.cpuProfiles == nil || o.profiler.Pushing() {
 		return nil
 	}
-	c, err := cpuring.StartCollector(o.cpuProfiles, o.profilePeriod(), logging.Named("observe.profiling"))
+	log := logging.Named("observe.profiling")
+	c, err := cpuring.StartCollector(o.cpuProfiles, o.profilePeriod(), log)
 	if err != nil {
-		return fmt.Errorf("observe: %w", err)
+		// Not an Init error: Init fails only for bad configuration. The
+		// trace view then says its profile is pending.
+		log.Warn("the profile of a trace is unavailable: the CPU profile collector did not start", "error", err.Error())
+		return nil
 	}
 	o.cpuCollector = c
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/observekit/observe/internal/cpuring"
@@ -153,7 +154,8 @@ func (o *Observer) serveTraceProfile(w http.ResponseWriter, r *http.Request) {
 			notFound(traceProfileError{Error: "the CPU profile covering the end of this trace is still being collected; one is cut every " + every.String(), Reason: "pending", Searched: cut.Searched, RetryMs: max(wait, 1000)})
 			return
 		}
-		notFound(traceProfileError{Error: "no CPU profile covering this trace is held any more (the ring keeps the last " + itoa(o.cfg.statusProfiles) + " profiles: OBSERVE_STATUS_PROFILES)", Reason: "evicted"})
+		notFound(traceProfileError{Error: "no CPU profile covering this trace is held any more (the ring keeps the last " + itoa(o.cfg.statusProfiles) +
+			" profiles within " + itoa(o.cfg.statusProfBytes) + " bytes: OBSERVE_STATUS_PROFILES, OBSERVE_STATUS_PROFILE_BYTES)", Reason: "evicted"})
 		return
 	case err != nil:
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
@@ -169,6 +171,7 @@ func (o *Observer) serveTraceProfile(w http.ResponseWriter, r *http.Request) {
 		for k := range ids {
 			doc.Spans = append(doc.Spans, k)
 		}
+		slices.Sort(doc.Spans)
 		writeJSON(w, http.StatusOK, doc)
 		return
 	}

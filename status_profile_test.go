@@ -406,3 +406,24 @@ func TestTraceProfileRedactsLabels(t *testing.T) {
 		t.Errorf("no redaction mark in the labels: %v", p.Sample[0].Label)
 	}
 }
+
+// The ring's bound at the API: once the profiles covering a trace are
+// evicted, its profile is a 404 that says so, and the evictions are counted.
+func TestTraceProfileEvicted(t *testing.T) {
+	o, srv := traceProfileService(t, WithProfileLinks(true), WithStatusLimits(StatusLimits{Profiles: 1}),
+		func(c *config) { c.statusProfEvery = 200 * time.Millisecond })
+	defer o.Shutdown(context.Background())
+	id := traceOf(t, o, srv.URL, "/burn/50", "/burn/{ms}")
+	deadline := time.Now().Add(10 * time.Second)
+	for o.cpuProfiles.Stats().Evicted < 3 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	code, body := adminGet(t, o.AdminHandler(), "/debug/traces/"+id+"/profile?format=json")
+	var e traceProfileError
+	if err := json.Unmarshal(body, &e); code != http.StatusNotFound || err != nil || e.Reason != "evicted" {
+		t.Fatalf("a trace older than the one kept profile: %d %s", code, body)
+	}
+	if s := o.cpuProfiles.Stats(); s.Profiles != 1 || s.Evicted < 3 {
+		t.Errorf("ring: %+v", s)
+	}
+}

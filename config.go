@@ -14,7 +14,8 @@ import (
 
 	"github.com/observekit/observe/internal/envconfig"
 	"github.com/observekit/observe/internal/logging"
-	"github.com/observekit/observe/internal/tracing"
+	itracing "github.com/observekit/observe/internal/tracing"
+	"github.com/observekit/observe/tracing"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
@@ -40,7 +41,7 @@ type config struct {
 	samplerArg      string
 	propagators     []string
 	spanExporter    sdktrace.SpanExporter // programmatic override (tests, custom backends)
-	tail            *tracing.TailConfig   // local tail sampling (OTEL_TRACES_SAMPLER=observe_tail)
+	tail            *itracing.TailConfig  // local tail sampling (OTEL_TRACES_SAMPLER=observe_tail)
 	tracing         tracingSettings       // OTLP export and batch queue (tracing_config.go)
 	spanStoreSize   int                   // the status page's trace store (status_config.go)
 	statusLogBytes  int
@@ -119,11 +120,11 @@ func WithSpanExporter(exp sdktrace.SpanExporter) Option {
 	return func(c *config) { c.spanExporter = panicSafeSpanExporter(exp); c.tracesExporter = "custom" }
 }
 
-// WithTailSampling turns local tail sampling on (see tracing.TailSampler):
+// WithTailSampling turns local tail sampling on (the README's "Local tail sampling"):
 // every error and slow trace is kept, and tc.Baseline of the rest. It
 // overrides OTEL_TRACES_SAMPLER and the OBSERVE_TAIL_* variables.
 func WithTailSampling(tc tracing.TailConfig) Option {
-	return func(c *config) { c.samplerName = tracing.TailSamplerName; c.tail = &tc }
+	return func(c *config) { c.samplerName = itracing.TailSamplerName; c.tail = &tc }
 }
 
 // WithRedactKeys adds sensitive keys to the redaction policy, on top of the
@@ -347,27 +348,27 @@ func parseResourceAttributes(s string) ([]keyValue, error) {
 // observe_tail): the baseline ratio from OTEL_TRACES_SAMPLER_ARG, then
 // OBSERVE_TAIL_LATENCY, OBSERVE_TAIL_ERRORS, OBSERVE_TAIL_MAX_SPANS and
 // OBSERVE_TAIL_MAX_TRACES.
-func loadTailEnv(env *envconfig.Env, arg string) *tracing.TailConfig {
-	tc := &tracing.TailConfig{}
+func loadTailEnv(env *envconfig.Env, arg string) *itracing.TailConfig {
+	tc := &itracing.TailConfig{}
 	var err error
-	if tc.Baseline, err = tracing.ParseTailBaseline(arg); err != nil {
-		env.Bad("OTEL_TRACES_SAMPLER_ARG", arg, tracing.TailBaselineAccepted, nil)
+	if tc.Baseline, err = itracing.ParseTailBaseline(arg); err != nil {
+		env.Bad("OTEL_TRACES_SAMPLER_ARG", arg, itracing.TailBaselineAccepted, nil)
 	}
 	v := env.Get("OBSERVE_TAIL_LATENCY")
-	if tc.Latency, tc.LatencyQuantile, err = tracing.ParseTailLatency(v); err != nil {
-		env.Bad("OBSERVE_TAIL_LATENCY", v, tracing.TailLatencyAccepted, err)
+	if tc.Latency, tc.LatencyQuantile, err = itracing.ParseTailLatency(v); err != nil {
+		env.Bad("OBSERVE_TAIL_LATENCY", v, itracing.TailLatencyAccepted, err)
 	}
 	v = env.Get("OBSERVE_TAIL_ERRORS")
-	if tc.AnyError, err = tracing.ParseTailErrors(v); err != nil {
-		env.Bad("OBSERVE_TAIL_ERRORS", v, tracing.TailErrorsAccepted, nil)
+	if tc.AnyError, err = itracing.ParseTailErrors(v); err != nil {
+		env.Bad("OBSERVE_TAIL_ERRORS", v, itracing.TailErrorsAccepted, nil)
 	}
 	for _, m := range []struct {
 		name string
 		dst  *int
 	}{{"OBSERVE_TAIL_MAX_SPANS", &tc.MaxSpans}, {"OBSERVE_TAIL_MAX_TRACES", &tc.MaxTraces}} {
 		v = env.Get(m.name)
-		if *m.dst, err = tracing.ParseTailMax(v); err != nil {
-			env.Bad(m.name, v, tracing.TailMaxAccepted, nil)
+		if *m.dst, err = itracing.ParseTailMax(v); err != nil {
+			env.Bad(m.name, v, itracing.TailMaxAccepted, nil)
 		}
 	}
 	return tc

@@ -9,9 +9,10 @@ import (
 	"time"
 
 	"github.com/observekit/observe/internal/envconfig"
-	"github.com/observekit/observe/internal/logging"
+	ilogging "github.com/observekit/observe/internal/logging"
 	"github.com/observekit/observe/internal/otlpexport"
 	"github.com/observekit/observe/internal/wiring"
+	"github.com/observekit/observe/logging"
 	"github.com/observekit/observe/redact"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 )
@@ -19,10 +20,10 @@ import (
 // logSettings is the logging part of config (level, format and access log
 // are in config itself).
 type logSettings struct {
-	sampling      logging.SampleRates // OBSERVE_LOG_SAMPLING
-	maxValueBytes int                 // OBSERVE_LOG_MAX_VALUE_BYTES
-	otlp          otlpexport.Config   // the push, with OTEL_LOGS_EXPORTER=otlp
-	exporter      sdklog.Exporter     // WithLogExporter
+	sampling      ilogging.SampleRates // OBSERVE_LOG_SAMPLING
+	maxValueBytes int                  // OBSERVE_LOG_MAX_VALUE_BYTES
+	otlp          otlpexport.Config    // the push, with OTEL_LOGS_EXPORTER=otlp
+	exporter      sdklog.Exporter      // WithLogExporter
 }
 
 // WithLogSampling keeps only a fraction of DEBUG and INFO lines (WARN and
@@ -53,7 +54,7 @@ func WithLogExporter(exp sdklog.Exporter) Option {
 func loadLogsEnv(env *envconfig.Env, c *config) {
 	ls := &c.logs
 	if v := env.Get("OBSERVE_LOG_SAMPLING"); v != "" {
-		r, err := logging.ParseSampleRates(v)
+		r, err := ilogging.ParseSampleRates(v)
 		if err != nil {
 			env.Bad("OBSERVE_LOG_SAMPLING", v, `level=rate pairs such as "debug=0.1,info=0.5" (levels debug, info; rates in (0, 1]), or "off"`, err)
 		}
@@ -78,8 +79,8 @@ func (c *config) checkLogs() error {
 // resource, so everything after can log.
 func (o *Observer) startLogs(ctx context.Context) error {
 	cfg := o.cfg
-	o.levels = logging.NewLevelController(cfg.logLevel)
-	opts := logging.Options{
+	o.levels = ilogging.NewLevelController(cfg.logLevel)
+	opts := ilogging.Options{
 		Writer: cfg.logWriter,
 		Format: cfg.logFormat,
 		Levels: o.levels,
@@ -105,15 +106,15 @@ func (o *Observer) startLogs(ctx context.Context) error {
 	// OTLP export: with OTEL_LOGS_EXPORTER=otlp or WithLogExporter, never
 	// with OTEL_SDK_DISABLED=true.
 	if !cfg.sdkDisabled && (cfg.logsExporter == "otlp" || cfg.logs.exporter != nil) {
-		oc := logging.OTLPConfig{Export: cfg.logs.otlp, Resource: o.resource, Exporter: cfg.logs.exporter}
-		lp, err := logging.NewLoggerProvider(ctx, oc)
+		oc := ilogging.OTLPConfig{Export: cfg.logs.otlp, Resource: o.resource, Exporter: cfg.logs.exporter}
+		lp, err := ilogging.NewLoggerProvider(ctx, oc)
 		if err != nil {
 			return &ConfigError{Variable: "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", Value: oc.Export.Endpoint, Err: err}
 		}
 		o.logExport = lp
 		opts.LoggerProvider = lp
 	}
-	o.logHandler = logging.New(opts)
+	o.logHandler = ilogging.New(opts)
 	o.logger = slog.New(o.logHandler)
 	o.prevLogger = slog.Default()
 	slog.SetDefault(o.logger)

@@ -8,15 +8,9 @@
 // Observer.Registerer. The implementation lives in an internal package.
 package metrics
 
-import (
-	"slices"
-
-	imetrics "github.com/observekit/observe/internal/metrics"
-)
-
 // Prometheus names of observe's request metrics (labels in the README).
 const (
-	HTTPServerDuration       = imetrics.HTTPServerDuration
+	HTTPServerDuration       = "http_server_request_duration_seconds"
 	HTTPServerActiveRequests = "http_server_active_requests"
 	HTTPClientDuration       = "http_client_request_duration_seconds"
 	RPCServerDuration        = "rpc_server_call_duration_seconds"
@@ -26,10 +20,10 @@ const (
 // Other is the label value recorded in place of a value that is unknown,
 // outside the accepted set (a non-standard HTTP method) or past a metric's
 // series cap.
-const Other = imetrics.Other
+const Other = "_OTHER"
 
 // DefaultDurationBuckets are the bucket bounds (seconds) of the duration
 // histograms unless observe.WithDurationBuckets says otherwise: the
-// OpenTelemetry semantic conventions' bounds. A copy: changing it changes
-// nothing in observe.
-var DefaultDurationBuckets = slices.Clone(imetrics.DefaultDurationBuckets)
+// OpenTelemetry semantic conventions' bounds. Changing this variable
+// changes nothing in observe.
+var DefaultDurationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}

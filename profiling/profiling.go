@@ -7,12 +7,12 @@
 // lives in an internal package.
 package profiling
 
-import iprofiling "github.com/observekit/observe/internal/profiling"
+import "go.opentelemetry.io/otel/attribute"
 
 // pprof labels a sampled local root span puts on its goroutine's samples,
 // and the span attribute naming the span's profile.
 const (
-	LabelSpanName      = iprofiling.LabelSpanName
-	LabelEndpoint      = iprofiling.LabelEndpoint
-	ProfileIDAttribute = iprofiling.ProfileIDAttribute
+	LabelSpanName      = "span_name"
+	LabelEndpoint      = "endpoint"
+	ProfileIDAttribute = attribute.Key("pyroscope.profile.id")
 )

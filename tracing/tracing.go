@@ -18,7 +18,7 @@ import (
 
 // InstrumentationName is the instrumentation scope of the spans observe
 // creates (the middleware's server and client spans, Go's spans).
-const InstrumentationName = itracing.InstrumentationName
+const InstrumentationName = "github.com/observekit/observe"
 
 // TailConfig configures local tail sampling (observe.WithTailSampling, or
 // OTEL_TRACES_SAMPLER=observe_tail with the OBSERVE_TAIL_* variables). The

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe"
+	"github.com/observekit/observe/logging"
 	"github.com/observekit/observe/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel"
@@ -130,6 +131,10 @@ func hello(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "hello, %s\n", name)
 }
 
+// inventoryLog has a level of its own: PUT /loglevel {"logger":"inventory","level":"debug"}
+// shows its DEBUG lines without those of the rest of the service.
+var inventoryLog = logging.Named("inventory")
+
 func work(w http.ResponseWriter, r *http.Request) {
 	ctx, span := otel.Tracer("quickstart").Start(r.Context(), "compute")
 	defer span.End()
@@ -144,7 +149,7 @@ func work(w http.ResponseWriter, r *http.Request) {
 	_, price := otel.Tracer("quickstart").Start(ctx, "price basket")
 	total := priceBasket(d / 3) // CPU work: what the trace's profile shows
 	price.End()
-	slog.DebugContext(ctx, "computed", "took", d, "total", total)
+	inventoryLog.DebugContext(ctx, "computed", "took", d, "total", total)
 	if rand.IntN(10) == 0 {
 		slog.ErrorContext(ctx, "work failed", "error", errors.New("upstream timeout"))
 		http.Error(w, "upstream timeout", http.StatusBadGateway)

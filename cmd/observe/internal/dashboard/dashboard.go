@@ -63,12 +63,12 @@ func Build(s *spec.Spec) (dashboard.Dashboard, error) {
 		hasGRPC = hasGRPC || slo.Protocol == spec.GRPC
 	}
 	if hasGRPC {
-		b.d.WithVariable(b.filterVar(MethodVar, "gRPC method", "rpc_server_call_duration_seconds", "rpc_method"))
+		b.d.WithVariable(b.filterVar(MethodVar, "gRPC method", metrics.RPCServerDuration, "rpc_method"))
 	}
 	b.sloRow()
 	b.redRow("HTTP: rate, errors, duration by route", metrics.HTTPServerDuration, "http_route", RouteVar, `http_response_status_code=~"5.."`)
 	if hasGRPC {
-		b.redRow("gRPC: rate, errors, duration by method", "rpc_server_call_duration_seconds", "rpc_method", MethodVar,
+		b.redRow("gRPC: rate, errors, duration by method", metrics.RPCServerDuration, "rpc_method", MethodVar,
 			`rpc_response_status_code=~"UNKNOWN|DEADLINE_EXCEEDED|UNIMPLEMENTED|INTERNAL|UNAVAILABLE|DATA_LOSS"`)
 	}
 	b.deployRow()

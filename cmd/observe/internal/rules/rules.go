@@ -22,7 +22,7 @@ import (
 // Metric names of the server duration histograms the SLIs are computed from.
 const (
 	httpDuration = metrics.HTTPServerDuration
-	rpcDuration  = "rpc_server_call_duration_seconds"
+	rpcDuration  = metrics.RPCServerDuration
 )
 
 // grpcServerErrors are the gRPC codes that count against availability: the

@@ -514,8 +514,8 @@ function shortFn(name) {
 }
 function fnColor(name) {
   const pkg = shortFn(name).split(".")[0];
-  let x = 0;
-  for (let i = 0; i < pkg.length; i++) x = (x * 31 + pkg.charCodeAt(i)) >>> 0;
+  let x = 2166136261; // FNV-1a: neighbouring names get different colours
+  for (let i = 0; i < pkg.length; i++) x = Math.imul(x ^ pkg.charCodeAt(i), 16777619) >>> 0;
   return "fc" + (x % 6);
 }
 // An icicle graph: callers above callees, widths in proportion to CPU

@@ -50,6 +50,11 @@ type config struct {
 	logsExporter    string   // none | otlp
 	metrics         metricsSettings
 
+	// The ring of CPU profiles behind the profile of a trace (status_profile.go).
+	statusProfiles  int
+	statusProfBytes int
+	statusProfEvery time.Duration // how often a CPU profile is cut; tests shorten it
+
 	logs logSettings // sampling, value size, OTLP push (logs_config.go)
 
 	anomaly anomalySettings // anomaly_config.go
@@ -171,6 +176,7 @@ func loadConfig(getenv func(string) string, opts []Option) (*config, error) {
 	env.URL("PYROSCOPE_SERVER_ADDRESS", "an absolute URL such as http://pyroscope:4040", &c.pyroscopeAddr)
 	c.pyroscopeUser = getenv("PYROSCOPE_BASIC_AUTH_USER")
 	c.pyroscopePassword = getenv("PYROSCOPE_BASIC_AUTH_PASSWORD")
+	loadProfilingEnv(env, c)
 
 	errs := []error{env.Err()}
 	// Options last: they win.

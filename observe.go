@@ -27,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/observekit/observe/internal/cpuring"
 	"github.com/observekit/observe/internal/instance"
 	"github.com/observekit/observe/internal/logging"
 	"github.com/observekit/observe/internal/metrics"
@@ -69,6 +70,12 @@ type Observer struct {
 	red          *redsample.Sampler // per-route RED history from the registry; nil when metrics are off
 	hooks        *hookList          // OnAnomaly's (anomaly.go)
 	anomaly      *anomalyWatch      // nil when anomaly detection is off
+
+	// Recent CPU profiles for the profile of a trace (status_profile.go);
+	// nil when span↔profile links are off. The collector is nil while
+	// the Pyroscope push feeds the ring.
+	cpuProfiles  *cpuring.Ring
+	cpuCollector *cpuring.Collector
 
 	admin       http.Handler
 	status      *statusState      // the status page (status.go)
@@ -164,9 +171,13 @@ func start(ctx context.Context, cfg *config) (_ *Observer, err error) {
 			}
 		}
 
+		o.cpuProfiles = o.newProfileRing() // before the profiler, which may feed it
 		o.profiler, err = profiling.Start(o.profilingConfig())
 		if err != nil {
 			return nil, fmt.Errorf("observe: %w", err)
+		}
+		if err := o.startTraceProfiles(); err != nil {
+			return nil, err
 		}
 	}
 
@@ -281,6 +292,9 @@ func (o *Observer) stop(ctx context.Context) error {
 	}
 	if o.profiler != nil {
 		run("profiling", o.profiler.Stop)
+	}
+	if o.cpuCollector != nil {
+		run("cpu profiles", o.cpuCollector.Stop)
 	}
 	if o.logExport != nil {
 		run("logs", o.stopLogs)

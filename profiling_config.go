@@ -3,6 +3,7 @@ package observe
 import (
 	"time"
 
+	"github.com/observekit/observe/internal/envconfig"
 	"github.com/observekit/observe/internal/logging"
 	"github.com/observekit/observe/internal/profiling"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -25,14 +26,25 @@ func WithBlockProfiling() Option { return func(c *config) { c.profileBlock = tru
 
 // WithProfileLinks turns span↔profile links on or off (see
 // profiling.LinkSpans): CPU samples of a sampled request carry its span_id,
-// span_name and endpoint, and its root span gets pyroscope.profile.id. By
-// default they are on when profiles are pushed (PYROSCOPE_SERVER_ADDRESS).
+// span_name and endpoint, and its root span gets pyroscope.profile.id. The
+// recent CPU profiles are then kept in process too, so that the status page
+// and GET /debug/traces/{trace_id}/profile show the profile of a trace. By
+// default they are on when profiles are pushed (PYROSCOPE_SERVER_ADDRESS);
+// OBSERVE_PROFILE_LINKS=on|off chooses without code, and this option wins.
 func WithProfileLinks(on bool) Option { return func(c *config) { c.profileLinks = &on } }
 
 // WithProfileUploadInterval sets how often profiles are cut and pushed to
 // Pyroscope (default 15s).
 func WithProfileUploadInterval(d time.Duration) Option {
 	return func(c *config) { c.profileUploadInterval = d }
+}
+
+// loadProfilingEnv reads OBSERVE_PROFILE_LINKS.
+func loadProfilingEnv(env *envconfig.Env, c *config) {
+	var on bool
+	if env.Switch("OBSERVE_PROFILE_LINKS", &on) {
+		c.profileLinks = &on
+	}
 }
 
 func (c *config) profileLinksOn() bool {
@@ -52,6 +64,9 @@ func (o *Observer) profilingConfig() profiling.Config {
 		BasicAuthPassword: c.pyroscopePassword,
 		UploadInterval:    c.profileUploadInterval,
 		Logger:            logging.Named("observe.profiling"),
+	}
+	if o.cpuProfiles != nil {
+		pc.CPUProfiles = o.cpuProfiles.Add // the profile of a trace (status_profile.go)
 	}
 	if c.profileMutex {
 		pc.MutexProfileFraction = profiling.DefaultMutexProfileFraction

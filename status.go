@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/observekit/observe/internal/cpuring"
 	"github.com/observekit/observe/internal/logging"
 	"github.com/observekit/observe/internal/profiling"
 	"github.com/observekit/observe/internal/statuspage"
@@ -59,6 +60,7 @@ func (o *Observer) registerStatus(mux *http.ServeMux) {
 	mux.Handle("GET /debug/status", o.protectStatus(false, http.HandlerFunc(o.serveStatus)))
 	mux.Handle("GET /debug/traces", o.protectStatus(false, http.HandlerFunc(o.serveTraces)))
 	mux.Handle("GET /debug/traces/{trace_id}", o.protectStatus(false, http.HandlerFunc(o.serveTrace)))
+	mux.Handle("GET /debug/traces/{trace_id}/profile", o.protectStatus(false, http.HandlerFunc(o.serveTraceProfile)))
 	mux.Handle("GET /debug/logs", o.protectStatus(false, http.HandlerFunc(o.serveLogs)))
 	mux.Handle("GET /debug/red", o.protectStatus(false, http.HandlerFunc(o.serveRED)))
 }
@@ -141,8 +143,10 @@ type selfDoc struct {
 	ProfilesDropped uint64              `json:"profiles_dropped"`
 	ExportFailures  map[string]uint64   `json:"export_failures"`
 	Redactions      map[string]uint64   `json:"redactions"`
+	MetricOverflows map[string]uint64   `json:"metric_overflows"` // observations put under _OTHER by a series limit, per metric
 	TraceStore      *tracing.StoreStats `json:"trace_store,omitempty"`
 	LogRing         *logging.RingStats  `json:"log_ring,omitempty"`
+	CPUProfiles     *cpuring.Stats      `json:"cpu_profiles,omitempty"` // the ring behind the profile of a trace
 	RED             *redStats           `json:"red,omitempty"`
 	Goroutines      int                 `json:"goroutines"`
 	HeapBytes       uint64              `json:"heap_bytes"`
@@ -151,6 +155,7 @@ type selfDoc struct {
 
 type profilingDoc struct {
 	Links      bool   `json:"span_profile_links"`
+	TraceCPU   bool   `json:"trace_profiles"` // recent CPU profiles kept: a trace's profile can be cut
 	Pushing    bool   `json:"pushing"`
 	Pyroscope  string `json:"pyroscope,omitempty"` // server URL, without credentials
 	App        string `json:"app,omitempty"`       // Pyroscope application name
@@ -180,12 +185,15 @@ func (o *Observer) statusDoc(ctx context.Context) statusDoc {
 		Profiling: profilingDoc{
 			Links:      o.cfg.profileLinksOn() && o.tracing != nil,
 			Pushing:    o.profiler.Pushing(),
+			TraceCPU:   o.cpuProfiles != nil,
 			SpanIDAttr: string(profiling.ProfileIDAttribute),
 		},
 		Bounds: map[string]string{
-			"OBSERVE_STATUS_SPANS":     itoa(o.cfg.spanStoreSize),
-			"OBSERVE_STATUS_LOG_BYTES": itoa(o.cfg.statusLogBytes),
-			"OBSERVE_STATUS_LOG_LINES": itoa(o.cfg.statusLogLines),
+			"OBSERVE_STATUS_SPANS":         itoa(o.cfg.spanStoreSize),
+			"OBSERVE_STATUS_LOG_BYTES":     itoa(o.cfg.statusLogBytes),
+			"OBSERVE_STATUS_LOG_LINES":     itoa(o.cfg.statusLogLines),
+			"OBSERVE_STATUS_PROFILES":      itoa(o.cfg.statusProfiles),
+			"OBSERVE_STATUS_PROFILE_BYTES": itoa(o.cfg.statusProfBytes),
 		},
 	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
@@ -228,6 +236,9 @@ func (o *Observer) selfDoc() selfDoc {
 	if tel.Redactions != nil {
 		s.Redactions = tel.Redactions()
 	}
+	if o.metrics != nil {
+		s.MetricOverflows = o.metrics.Overflows()
+	}
 	if o.tracing != nil {
 		ts := o.tracing.Store().Stats()
 		s.TraceStore = &ts
@@ -238,6 +249,7 @@ func (o *Observer) selfDoc() selfDoc {
 		rs := o.statusLines.Stats()
 		s.LogRing = &rs
 	}
+	s.CPUProfiles = o.traceProfileStats()
 	s.RED = o.redStats()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/observekit/observe/internal/cpuring"
 	"github.com/observekit/observe/internal/envconfig"
 	"github.com/observekit/observe/internal/logging"
 )
@@ -22,6 +23,13 @@ type StatusLimits struct {
 	// front; older lines are evicted first and counted.
 	LogBytes int
 	LogLines int
+	// Profiles and ProfileBytes bound the ring of recent 10 s CPU profiles
+	// kept, with span↔profile links on, for the profile of a trace
+	// (OBSERVE_STATUS_PROFILES, default 30, five minutes;
+	// OBSERVE_STATUS_PROFILE_BYTES, default 1 MiB). Older profiles are
+	// evicted first and counted.
+	Profiles     int
+	ProfileBytes int
 }
 
 // Defaults of StatusLimits.
@@ -42,6 +50,12 @@ func WithStatusLimits(l StatusLimits) Option {
 		if l.LogLines > 0 {
 			c.statusLogLines = l.LogLines
 		}
+		if l.Profiles > 0 {
+			c.statusProfiles = l.Profiles
+		}
+		if l.ProfileBytes > 0 {
+			c.statusProfBytes = l.ProfileBytes
+		}
 	}
 }
 
@@ -50,6 +64,8 @@ func loadStatusEnv(env *envconfig.Env, c *config) {
 	c.spanStoreSize = defaultStatusSpans
 	c.statusLogBytes = logging.DefaultRingBytes
 	c.statusLogLines = logging.DefaultRingLines
+	c.statusProfiles = cpuring.DefaultProfiles
+	c.statusProfBytes = cpuring.DefaultBytes
 	num := func(name string, dst *int, min, max int, accepted string) {
 		v := env.Get(name)
 		if v == "" {
@@ -65,6 +81,8 @@ func loadStatusEnv(env *envconfig.Env, c *config) {
 	num("OBSERVE_STATUS_SPANS", &c.spanStoreSize, 1, 1<<20, "a number of spans from 1 to 1048576")
 	num("OBSERVE_STATUS_LOG_BYTES", &c.statusLogBytes, 4<<10, 1<<30, "a size from 4KiB to 1GiB, such as 4194304, 512KiB or 8MiB")
 	num("OBSERVE_STATUS_LOG_LINES", &c.statusLogLines, 1, 1<<24, "a number of lines from 1 to 16777216")
+	num("OBSERVE_STATUS_PROFILES", &c.statusProfiles, 1, 8640, "a number of 10 s CPU profiles from 1 to 8640")
+	num("OBSERVE_STATUS_PROFILE_BYTES", &c.statusProfBytes, 64<<10, 1<<30, "a size from 64KiB to 1GiB, such as 4MiB")
 }
 
 // parseSize reads a non-negative integer, with an optional KiB or MiB

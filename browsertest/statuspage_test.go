@@ -56,6 +56,10 @@ func startService(t *testing.T, opts ...observe.Option) *service {
 		slog.WarnContext(r.Context(), "orders were slow", "took_ms", 350)
 		fmt.Fprintln(w, "orders")
 	})
+	mux.HandleFunc("GET /report/{id}", func(w http.ResponseWriter, r *http.Request) {
+		slog.InfoContext(r.Context(), "rendering report", "report", r.PathValue("id"))
+		fmt.Fprintln(w, renderReport(600*time.Millisecond))
+	})
 	mux.HandleFunc("GET /fail", func(w http.ResponseWriter, r *http.Request) {
 		slog.ErrorContext(r.Context(), "payment declined")
 		http.Error(w, "declined", http.StatusInternalServerError)
@@ -74,6 +78,20 @@ func startService(t *testing.T, opts ...observe.Option) *service {
 		_ = obs.Shutdown(ctx)
 	})
 	return s
+}
+
+// renderReport is the CPU-bound work of GET /report/{id}: the profile of
+// its trace must show it.
+//
+//go:noinline
+func renderReport(d time.Duration) uint64 {
+	var x uint64 = 1
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		for i := range 20000 {
+			x = x*6364136223846793005 + uint64(i)
+		}
+	}
+	return x
 }
 
 func (s *service) traffic(t *testing.T) {
@@ -335,7 +353,74 @@ func TestStatusPageWalkthrough(t *testing.T) {
 	b.shot(t, "overview-dark")
 	b.do(t, "back to light", chromedp.Click(chromedp.CSS("#theme")))
 
-	b.noConsoleErrors(t)
+	// Links are off here: the trace view's profile request is an honest 404.
+	b.noConsoleErrors(t, "/profile?format=json 404")
+}
+
+// With span↔profile links on, a slow CPU-bound request's trace view shows
+// its profile: the flame graph and top functions name the handler's work,
+// with the pprof download and the go tool pprof command; a request that
+// spent no CPU shows the empty state instead.
+func TestStatusPageTraceProfile(t *testing.T) {
+	s := startService(t, observe.WithProfileLinks(true))
+	b := newBrowser(t)
+	for i := range 2 {
+		get(t, s.base+fmt.Sprintf("/report/%d", i), nil)
+	}
+	get(t, s.base+"/hello/ada", nil)
+
+	b.do(t, "open the report traces", chromedp.Navigate(s.admin+"/#/traces?route=/report/{id}"))
+	b.waitFor(t, "the report traces", `document.querySelectorAll('#traces-table tbody tr').length >= 2`, 15*time.Second)
+	b.do(t, "open a report trace", chromedp.Click(chromedp.CSS(`#traces-table tbody tr:first-child td:nth-child(2) a`)))
+	b.waitFor(t, "the waterfall", `document.querySelectorAll('#waterfall .span-row').length >= 1`, 10*time.Second)
+	// The CPU profile holding the request is cut every 10 s: the page
+	// says so and tries again by itself.
+	b.waitFor(t, "the profile of the trace", `document.getElementById('profile-summary') !== null || document.getElementById('profile-empty') !== null`, 45*time.Second)
+	if empty := run(t, b, "empty state", chromedp.Evaluate[string](`(document.getElementById('profile-empty')||{}).textContent || ''`)); empty != "" {
+		b.shot(t, "failed-profile")
+		t.Fatalf("the 600 ms CPU-bound trace has no profile: %s", empty)
+	}
+	flame := run(t, b, "flame graph frames", chromedp.Evaluate[[]string](`[...document.querySelectorAll('#flame .fl-cell')].map(e => e.title)`))
+	if !containsSub(flame, "renderReport") {
+		t.Fatalf("flame graph without renderReport: %q", flame)
+	}
+	top := run(t, b, "top functions", chromedp.Evaluate[[]string](`[...document.querySelectorAll('#profile-top tbody td:first-child')].map(e => e.textContent)`))
+	if !containsSub(top, "renderReport") {
+		t.Fatalf("top functions without renderReport: %q", top)
+	}
+	cmd := run(t, b, "pprof command", chromedp.Evaluate[string](`document.getElementById('profile-cmd').textContent`))
+	href := run(t, b, "pprof link", chromedp.Evaluate[string](`document.getElementById('profile-download').href`))
+	if !strings.HasPrefix(cmd, "go tool pprof -http=: "+s.admin+"/debug/traces/") || !strings.HasSuffix(href, "/profile") {
+		t.Errorf("pprof command %q, link %q", cmd, href)
+	}
+	if code, body := get(t, href, nil); code != http.StatusOK || len(body) < 100 {
+		t.Errorf("the page's pprof link: %d, %d bytes", code, len(body))
+	}
+	if txt := run(t, b, "profile card text", chromedp.Evaluate[string](`document.getElementById('trace-profile').textContent`)); strings.Contains(txt, "null") || strings.Contains(txt, "undefined") {
+		t.Errorf("the profile card shows %q", txt)
+	}
+	b.do(t, "scroll to the profile", chromedp.ScrollIntoView(chromedp.CSS("#trace-profile")))
+	b.shot(t, "trace-profile")
+
+	// A request that spent next to no CPU: the empty state says why.
+	b.do(t, "open a hello trace", chromedp.Navigate(s.admin+"/#/traces?route=/hello/{name}"))
+	b.waitFor(t, "the hello trace", `document.querySelectorAll('#traces-table tbody tr').length >= 1`, 15*time.Second)
+	b.do(t, "open it", chromedp.Click(chromedp.CSS(`#traces-table tbody tr:first-child td:nth-child(2) a`)))
+	b.waitFor(t, "its profile state", `document.getElementById('profile-summary') !== null || document.getElementById('profile-empty') !== null`, 45*time.Second)
+	reason := run(t, b, "reason", chromedp.Evaluate[string](`(document.getElementById('profile-empty')||{dataset:{}}).dataset.reason || 'sampled'`))
+	if reason != "no_samples" && reason != "sampled" { // a sample can land in its few µs of CPU, rarely
+		t.Errorf("a fast trace's profile state: %q", reason)
+	}
+	b.noConsoleErrors(t, "/profile?format=json 404")
+}
+
+func containsSub(ss []string, sub string) bool {
+	for _, x := range ss {
+		if strings.Contains(x, sub) {
+			return true
+		}
+	}
+	return false
 }
 
 // With a token: the APIs answer 401 without it, the page shows the sign-in

@@ -3,7 +3,7 @@
 // nothing but observe.Init and middleware.HTTP.
 //
 //	go run ./examples/quickstart             # serve on :8080, admin on :9464
-//	go run ./examples/quickstart -traffic    # …and send itself some requests
+//	go run ./examples/quickstart -traffic    # …and send itself some requests (span↔profile links on)
 package main
 
 import (
@@ -43,11 +43,20 @@ func main() {
 		defer cancel()
 	}
 
-	obs, err := observe.Init(ctx,
+	opts := []observe.Option{
 		observe.WithServiceName("quickstart"),
 		observe.WithServiceVersion("1.0.0"),
 		observe.WithEnvironment("dev"),
-	)
+	}
+	if *traffic {
+		// The demo: span↔profile links on, so that the status page's trace
+		// view shows each slow request's own CPU profile. They cost a few
+		// percent of CPU (README, "Continuous profiling"), so they are off
+		// by default without Pyroscope; OBSERVE_PROFILE_LINKS=on turns them
+		// on without code.
+		opts = append(opts, observe.WithProfileLinks(true))
+	}
+	obs, err := observe.Init(ctx, opts...)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -137,13 +146,27 @@ func work(w http.ResponseWriter, r *http.Request) {
 	_, query := otel.Tracer("quickstart").Start(ctx, "query inventory")
 	time.Sleep(d)
 	query.End()
-	inventoryLog.DebugContext(ctx, "computed", "took", d)
+	_, price := otel.Tracer("quickstart").Start(ctx, "price basket")
+	total := priceBasket(d / 3) // CPU work: what the trace's profile shows
+	price.End()
+	inventoryLog.DebugContext(ctx, "computed", "took", d, "total", total)
 	if rand.IntN(10) == 0 {
 		slog.ErrorContext(ctx, "work failed", "error", errors.New("upstream timeout"))
 		http.Error(w, "upstream timeout", http.StatusBadGateway)
 		return
 	}
 	fmt.Fprintln(w, "done")
+}
+
+// priceBasket computes for about d.
+func priceBasket(d time.Duration) uint64 {
+	var x uint64 = 1
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		for i := range 10000 {
+			x = x*6364136223846793005 + uint64(i)
+		}
+	}
+	return x
 }
 
 func sendTraffic(ctx context.Context, base string) {

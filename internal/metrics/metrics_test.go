@@ -167,6 +167,9 @@ func TestHTTPServerSeriesLimit(t *testing.T) {
 	if n := overflow(t, m, HTTPServerDuration); n != 80 {
 		t.Errorf("observe_metric_overflow_total = %v, want 80", n)
 	}
+	if got := m.Overflows(); len(got) != 1 || got[HTTPServerDuration] != 80 {
+		t.Errorf("Overflows() = %v, want %s: 80", got, HTTPServerDuration)
+	}
 	// An existing series keeps working past the limit.
 	m.HTTPServer.Observe("GET", "/r1", 200, time.Millisecond, trace.SpanContext{})
 	if c := series(t, m, HTTPServerDuration)["http_request_method=GET,http_response_status_code=200,http_route=/r1"].GetHistogram().GetSampleCount(); c != 2 {

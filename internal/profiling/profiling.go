@@ -71,6 +71,12 @@ type Config struct {
 	// Logger receives pyroscope's own messages (at debug) and upload
 	// failures (WARN, at most one line a minute); nil discards them.
 	Logger *slog.Logger
+
+	// CPUProfiles, when set, receives each CPU profile pushed (gzipped
+	// pprof and the time it covers), before it is sent: observe keeps the
+	// recent ones for the profile of a trace. It must not keep the request
+	// waiting.
+	CPUProfiles func(start, end time.Time, pprof []byte)
 }
 
 // defaultProfileTypes are pushed unless Config.ProfileTypes says otherwise.
@@ -125,6 +131,7 @@ func Start(cfg Config) (*Profiler, error) {
 	}
 	log := newUploadLog(cfg.Logger)
 	p.uploads = newUploadClient(cfg.UploadTimeout, log)
+	p.uploads.cpuTee = cfg.CPUProfiles
 	pc := pyroscope.Config{
 		ApplicationName:   ApplicationName(cfg.ApplicationName),
 		Tags:              Tags(cfg.Tags),

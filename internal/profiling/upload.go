@@ -3,7 +3,10 @@ package profiling
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"strconv"
 	"strings"
@@ -24,6 +27,8 @@ type uploadClient struct {
 
 	uploaded atomic.Uint64
 	failed   atomic.Uint64
+
+	cpuTee func(start, end time.Time, pprof []byte) // Config.CPUProfiles
 }
 
 func newUploadClient(timeout time.Duration, log *uploadLog) *uploadClient {
@@ -49,6 +54,9 @@ func newUploadClient(timeout time.Duration, log *uploadLog) *uploadClient {
 func (c *uploadClient) Do(req *http.Request) (*http.Response, error) {
 	req = req.WithContext(c.ctx)
 	fixUntil(req, time.Now())
+	if c.cpuTee != nil {
+		teeCPU(req, c.cpuTee)
+	}
 	resp, err := c.hc.Do(req)
 	switch {
 	case err != nil:
@@ -77,6 +85,46 @@ func fixUntil(req *http.Request, now time.Time) {
 	u := *req.URL
 	u.RawQuery = q.Encode()
 	req.URL = &u
+}
+
+// maxTeeBytes bounds what teeCPU reads of one profile.
+const maxTeeBytes = 64 << 20
+
+// teeCPU hands the CPU profile of a pyroscope-go upload to tee: the
+// "profile" part of the multipart body of a request whose units are
+// samples (pyroscope-go's CPU collector; other types and bursts carry
+// other units or none). The body is read from a copy (GetBody), so the
+// upload itself is untouched; anything unexpected is skipped.
+func teeCPU(req *http.Request, tee func(start, end time.Time, pprof []byte)) {
+	q := req.URL.Query()
+	if q.Get("units") != "samples" || req.GetBody == nil {
+		return
+	}
+	from, err1 := strconv.ParseInt(q.Get("from"), 10, 64)
+	until, err2 := strconv.ParseInt(q.Get("until"), 10, 64)
+	_, params, err3 := mime.ParseMediaType(req.Header.Get("Content-Type"))
+	if err1 != nil || err2 != nil || err3 != nil || params["boundary"] == "" {
+		return
+	}
+	body, err := req.GetBody()
+	if err != nil {
+		return
+	}
+	defer body.Close()
+	mr := multipart.NewReader(body, params["boundary"])
+	for {
+		part, err := mr.NextPart()
+		if err != nil {
+			return
+		}
+		if part.FormName() == "profile" {
+			data, err := io.ReadAll(io.LimitReader(part, maxTeeBytes))
+			if err == nil && len(data) > 0 {
+				tee(time.Unix(0, from), time.Unix(0, until), data)
+			}
+			return
+		}
+	}
 }
 
 // abort fails uploads in flight and every later one at once.

@@ -4,6 +4,7 @@
 "use strict";
 
 const CSRF = document.querySelector('meta[name="csrf-token"]').content;
+const SIGNED_IN = !!document.querySelector('form[action="signout"]'); // a token is configured
 const REFRESH_MS = 5000;
 let timer = null;
 let current = "";
@@ -155,9 +156,14 @@ function selfView(s) {
     ["profiles dropped", String(s.profiles_dropped)],
     ["export failures", fails.length ? fails.map(([k, n]) => k + " " + n).join(", ") : "none"],
     ["redactions", red.length ? red.map(([k, n]) => k + " " + n).join(", ") : "none"],
+    ["series overflow", Object.keys(s.metric_overflows || {}).length ? Object.entries(s.metric_overflows).map(([k, n]) => k + " " + n).join(", ") : "none"],
   ];
   if (s.trace_store) pairs.push(["trace store", s.trace_store.spans + " / " + s.trace_store.capacity + " spans, " + s.trace_store.traces + " traces, " + s.trace_store.evicted + " evicted"]);
   if (s.log_ring) pairs.push(["log ring", s.log_ring.lines + " lines (" + fmtBytes(s.log_ring.max_bytes) + " max), " + s.log_ring.evicted + " evicted"]);
+  if (s.cpu_profiles) {
+    const c = s.cpu_profiles;
+    pairs.push(["CPU profiles", c.profiles + " / " + c.max_profiles + " (" + fmtBytes(c.bytes) + " of " + fmtBytes(c.max_bytes) + "), " + c.evicted + " evicted" + (c.too_large ? ", " + c.too_large + " too large" : "")]);
+  }
   if (s.red) pairs.push(["RED history", s.red.routes + " routes, " + s.red.evicted + " not tracked"]);
   pairs.push(["heap", fmtBytes(s.heap_bytes) + ", " + s.goroutines + " goroutines"]);
   const out = [kv(pairs)];
@@ -263,7 +269,8 @@ function profilingView(p) {
   const out = [h("p", {}, links.map(([n, u], i) => [i ? " · " : "", h("a", { href: u }, n)]))];
   out.push(kv([
     ["continuous profiling", p.pushing ? "pushing to " + p.pyroscope + " as " + p.app : "off (no PYROSCOPE_SERVER_ADDRESS)"],
-    ["span ↔ profile links", p.span_profile_links ? "on: a trace's root span carries " + p.span_attribute : "off"],
+    ["span ↔ profile links", p.span_profile_links ? "on: a trace's root span carries " + p.span_attribute : "off (OBSERVE_PROFILE_LINKS=on to turn on)"],
+    ["profile of a trace", p.trace_profiles ? "on: recent CPU profiles are kept; a trace view shows its own samples" : "off (needs span ↔ profile links)"],
   ]));
   out.push(h("p", { class: "muted small" }, "Read a profile with ", h("code", {}, "go tool pprof -http=: <url>"), "."));
   return out;
@@ -428,7 +435,8 @@ async function traceView(id) {
     h("section", { class: "card" }, wf),
     h("div", { class: "detail-grid" },
       h("section", { class: "card" }, detail),
-      h("div", {}, card("Log lines of this trace (" + lines.length + ")", logs), profileCard(profileId, root, total))));
+      h("div", {}, card("Log lines of this trace (" + lines.length + ")", logs))),
+    profileCard(id, profileId, root, total));
   select(root, rows[0]);
 }
 
@@ -444,19 +452,111 @@ function logLine(text) {
     h("span", {}, h("span", { class: "msg" }, rec.msg), h("span", { class: "fields" }, fields)));
 }
 
-function profileCard(profileAttr, root, totalNs) {
-  const secs = Math.max(5, Math.min(60, Math.ceil(totalNs / 1e9) * 2));
-  const out = [];
-  if (profileAttr) {
-    out.push(h("p", {}, "This trace's root span carries ", h("code", {}, "pyroscope.profile.id=" + anyValue(profileAttr.value)),
-      ": its CPU samples are labelled ", h("code", {}, "span_id"), " with that value."));
-    out.push(h("p", {}, h("a", { href: "debug/pprof/profile?seconds=" + secs, id: "profile-link" }, "Capture a CPU profile now (" + secs + " s)"),
-      " and focus on this route's samples: ", h("code", {}, "go tool pprof -tagfocus=endpoint=" + (anyValue(((root.attributes || []).find((a) => a.key === "http.route") || {}).value) || root.name) + " <file>")));
-  } else {
-    out.push(h("p", { class: "muted small" }, "Span ↔ profile links are off (they are on when continuous profiling pushes to Pyroscope); the live profiles are on the overview."));
-    out.push(h("p", {}, h("a", { href: "debug/pprof/profile?seconds=" + secs }, "CPU profile (" + secs + " s)"), " · ", h("a", { href: "debug/pprof/goroutine?debug=1" }, "goroutines")));
+// ---- the profile of a trace ---------------------------------------------
+// GET debug/traces/{id}/profile?format=json: the CPU samples of the trace's
+// spans (span_id pprof label), as top functions and a flame graph.
+function profileCard(id, profileAttr, root, totalNs) {
+  const body = h("div", { id: "trace-profile-body" }, h("p", { class: "muted small" }, "Loading the profile of this trace…"));
+  const el = h("section", { class: "card", id: "trace-profile" }, h("h2", {}, "Profile of this trace"), body);
+  loadProfile(id, profileAttr, root, totalNs, body, 0);
+  return el;
+}
+async function loadProfile(id, profileAttr, root, totalNs, body, tries) {
+  const url = "debug/traces/" + encodeURIComponent(id) + "/profile";
+  let res, doc;
+  try {
+    res = await fetch(url + "?format=json", { credentials: "same-origin", headers: { Accept: "application/json" } });
+    doc = await res.json();
+  } catch (e) {
+    body.replaceChildren(h("p", { class: "banner err" }, "profile: " + e.message));
+    return;
   }
-  return card("Profile", out);
+  if (current !== "trace" || !body.isConnected) return;
+  const abs = new URL(url, location.href).href;
+  const cmd = h("p", { class: "small" }, h("a", { href: url, id: "profile-download" }, "download pprof"), " · read it with ",
+    h("code", { id: "profile-cmd" }, "go tool pprof -http=: " + (SIGNED_IN ? "trace.pb.gz" : abs)),
+    SIGNED_IN ? h("span", { class: "muted" }, " (the download needs the token: ", h("code", {}, "curl -H \"Authorization: Bearer $OBSERVE_ADMIN_TOKEN\" -o trace.pb.gz " + abs), ")") : null);
+  if (res.ok) {
+    body.replaceChildren(...[profileSummary(doc, totalNs), cmd, flameGraph(doc.flame), topTable(doc.top, doc.cpu_ns),
+      doc.truncated ? h("p", { class: "muted small" }, "Frames under 0.2% of the time are left out of the graph; the pprof file has them all.") : null,
+      doc.partial ? h("p", { class: "muted small", id: "profile-partial" }, "The end of this trace is in a profile still being collected: more samples may come (reload the trace).") : null].filter(Boolean));
+    return;
+  }
+  const reason = doc && doc.reason;
+  const msg = (doc && doc.error) || res.status + " " + res.statusText;
+  if (reason === "pending" && tries < 12) {
+    const wait = Math.min(Math.max(doc.retry_after_ms || 2000, 1000), 15000);
+    body.replaceChildren(h("p", { class: "empty", id: "profile-pending" }, "Collecting: " + msg + ". Trying again in " + Math.round(wait / 1000) + " s…"));
+    setTimeout(() => loadProfile(id, profileAttr, root, totalNs, body, tries + 1), wait);
+    return;
+  }
+  const out = [h("p", { class: "empty", id: "profile-empty", "data-reason": reason || "" }, msg + ".")];
+  if (reason === "no_samples") {
+    out.push(h("p", { class: "muted small" }, "The CPU profiler samples 100 times per CPU-second; this trace's spans were not running on a CPU at any of those instants (waiting on I/O, locks or sleeps takes no CPU). Slow traces that compute show here."));
+  }
+  if (profileAttr) {
+    out.push(h("p", { class: "muted small" }, "The root span carries ", h("code", {}, "pyroscope.profile.id=" + anyValue(profileAttr.value)),
+      ": in Pyroscope or a profile of your own, focus with ", h("code", {}, "go tool pprof -tagfocus=span_id=" + anyValue(profileAttr.value) + " <file>"), "."));
+  }
+  const secs = Math.max(5, Math.min(60, Math.ceil(totalNs / 1e9) * 2));
+  out.push(h("p", { class: "small" }, h("a", { href: "debug/pprof/profile?seconds=" + secs, id: "profile-link" }, "CPU profile now (" + secs + " s)"), " · ", h("a", { href: "debug/pprof/goroutine?debug=1" }, "goroutines")));
+  body.replaceChildren(...out);
+}
+function profileSummary(doc, totalNs) {
+  const cpuMs = doc.cpu_ns / 1e6;
+  return h("p", { id: "profile-summary" }, h("strong", {}, doc.samples + " CPU sample" + (doc.samples === 1 ? "" : "s")),
+    " · " + fmtMs(cpuMs) + " on CPU over " + fmtMs(totalNs / 1e6) + " of trace (" + fmtPct(Math.min(1, cpuMs / (totalNs / 1e6))) + ")",
+    h("span", { class: "muted small" }, " · from " + doc.profiles_searched + " profile" + (doc.profiles_searched === 1 ? "" : "s") + ", span " + doc.span_ids.join(", ")));
+}
+function shortFn(name) {
+  const slash = name.lastIndexOf("/");
+  return slash >= 0 ? name.slice(slash + 1) : name;
+}
+function fnColor(name) {
+  const pkg = shortFn(name).split(".")[0];
+  let x = 2166136261; // FNV-1a: neighbouring names get different colours
+  for (let i = 0; i < pkg.length; i++) x = Math.imul(x ^ pkg.charCodeAt(i), 16777619) >>> 0;
+  return "fc" + (x % 6);
+}
+// An icicle graph: callers above callees, widths in proportion to CPU
+// time; a click zooms into a frame, "all" zooms out.
+function flameGraph(rootNode) {
+  const box = h("div", { class: "flame", id: "flame" });
+  const show = (node) => {
+    const total = node.value || 1;
+    const rows = [];
+    const level = (nodes, depth, offsets) => {
+      if (!nodes.length || depth > 40) return;
+      const row = rows[depth] || (rows[depth] = h("div", { class: "fl-row" }));
+      const next = [], nextOff = [];
+      nodes.forEach((n, i) => {
+        let x = offsets[i];
+        const w = n.value / total;
+        if (w < 0.004) return;
+        const cell = h("div", { class: "fl-cell " + (depth === 0 ? "fl-root" : fnColor(n.name)), title: n.name + " — " + fmtMs(n.value / 1e6) + " (" + fmtPct(n.value / total) + ")",
+          onclick: () => show(depth === 0 ? rootNode : n) }, w > 0.03 ? (depth === 0 ? n.name : shortFn(n.name)) : "");
+        cell.style.left = (x * 100).toFixed(3) + "%";
+        cell.style.width = (w * 100).toFixed(3) + "%";
+        row.append(cell);
+        for (const c of n.children || []) { next.push(c); nextOff.push(x); x += c.value / total; }
+      });
+      level(next, depth + 1, nextOff);
+    };
+    level([node], 0, [0]);
+    box.replaceChildren(...rows);
+  };
+  show(rootNode);
+  return box;
+}
+function topTable(top, cpuNs) {
+  if (!top || !top.length) return null;
+  const cell = (v) => (v > 0 ? fmtMs(v / 1e6) + " · " + fmtPct(v / (cpuNs || 1)) : "—");
+  return h("div", { class: "scroll" }, h("table", { id: "profile-top", class: "small" },
+    h("thead", {}, h("tr", {}, h("th", {}, "function"), h("th", { class: "num" }, "self"), h("th", { class: "num" }, "cumulative"))),
+    h("tbody", {}, top.slice(0, 12).map((f) => h("tr", {},
+      h("td", { class: "mono", title: f.file || "" }, f.name),
+      h("td", { class: "num" }, cell(f.self_ns)),
+      h("td", { class: "num" }, cell(f.cum_ns)))))));
 }
 
 // ---- routing -------------------------------------------------------------

@@ -42,7 +42,13 @@ func TestProfilingPushNamedTaggedAuthenticated(t *testing.T) {
 		t.Fatal("not pushing with PYROSCOPE_SERVER_ADDRESS set")
 	}
 	host, _ := obs.Resource().Set().Value(semconv.HostNameKey)
-	go profBurn(300 * time.Millisecond)
+	// Burn in the background while the uploads are awaited, and wait for it
+	// before the test ends: a burn that outlives the test (a loaded machine
+	// stretches it) would put unlabelled profBurn samples into the next
+	// test's profiles.
+	burned := make(chan struct{})
+	go func() { defer close(burned); profBurn(300 * time.Millisecond) }()
+	defer func() { <-burned }()
 
 	ups := recv.WaitFor(t, 30*time.Second, "CPU, allocation, in-use and goroutine profiles", func(ups []testbackend.PyroscopeUpload) bool {
 		return profHasType(ups, "cpu") && profHasType(ups, "alloc_space") && profHasType(ups, "alloc_objects") &&

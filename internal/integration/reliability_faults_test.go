@@ -342,24 +342,28 @@ func runFaultCell(t *testing.T, c *faultCell) {
 	if c.fault == testbackend.FaultNone && c.failures != 0 {
 		t.Errorf("healthy collector: %v export failures", c.failures)
 	}
+	// Under the race detector the matrix is run for its data races,
+	// goroutines, accounting and memory: its timings (Init, p99, whether an
+	// export reached the fault server before Shutdown on a machine shared
+	// with the rest of the race suite) are those of an instrumented binary
+	// several times slower, and are only logged. .ci/run enforces them in
+	// the run without the race detector that follows the race suite.
+	timing := t.Errorf
+	if raceEnabled {
+		timing = t.Logf
+	}
 	if c.fault != testbackend.FaultRefused && c.hits == 0 {
-		t.Errorf("the fault server saw nothing: the exporter never met the fault")
+		timing("the fault server saw nothing: the exporter never met the fault")
 	}
 
 	if m := median(c.initTimes); m > initBudget {
-		t.Errorf("Init median %s > %s (all: %v)", m, initBudget, c.initTimes)
+		timing("Init median %s > %s (all: %v)", m, initBudget, c.initTimes)
 	}
-	// Every Init within the budget; under the race detector (several
-	// times slower, on a machine shared with other jobs) within four.
-	maxInit := initBudget
-	if raceEnabled {
-		maxInit = 4 * initBudget
-	}
-	if mx := slicesMax(c.initTimes); mx > maxInit {
-		t.Errorf("Init max %s > %s (all: %v)", mx, maxInit, c.initTimes)
+	if mx := slicesMax(c.initTimes); mx > initBudget {
+		timing("Init max %s > %s (all: %v)", mx, initBudget, c.initTimes)
 	}
 	if ratio, delta := c.p99Ratio(), median(c.p99On)-median(c.p99Off); ratio > p99Tolerance() && delta > p99AbsTolerance() {
-		t.Errorf("p99 ratio %.2f > %.2f and +%s > %s (off %v, on %v)", ratio, p99Tolerance(), delta, p99AbsTolerance(), c.p99Off, c.p99On)
+		timing("p99 ratio %.2f > %.2f and +%s > %s (off %v, on %v)", ratio, p99Tolerance(), delta, p99AbsTolerance(), c.p99Off, c.p99On)
 	}
 	if c.heapGrowth > 32 {
 		t.Errorf("heap grew %.1f MiB over %d requests", c.heapGrowth, load)

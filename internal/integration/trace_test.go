@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"go.uber.org/goleak"
 	"io"
 	"net/http"
 	"os"
@@ -22,7 +23,15 @@ func TestMain(m *testing.M) {
 	if role := os.Getenv(roleEnv); role != "" {
 		os.Exit(runRole(role))
 	}
-	os.Exit(m.Run())
+	// Every test of the package ends with no goroutine of its own left
+	// (the root package's end-of-package check, which the reliability
+	// suites had there). net/http keeps idle client connections'
+	// goroutines until closed; tests close them, but the transport may
+	// still be winding down.
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+	)
 }
 
 // proc is a role process the test started.

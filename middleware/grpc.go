@@ -85,6 +85,10 @@ type rpcState struct {
 	ended atomic.Bool
 	stop  atomic.Pointer[func() bool] // server: stops the safety net (afterCallContext)
 	log   requestLog                  // server: per-request debug (logging.go)
+	// baggage: what the propagator's Extract saw of the "baggage" metadata
+	// (server): 0 not asked, baggageAbsent, baggagePresent; saves
+	// startRPCLog a second lookup, a scan of the whole metadata on a miss.
+	baggage int8
 
 	// held: start attributes handed over at the end, when nothing looks at
 	// them at the start (see tracing.Provider.StartAttributesObserved).
@@ -172,15 +176,27 @@ func rpcStateFrom(ctx context.Context) *rpcState {
 type incomingMD rpcState
 
 func (c *incomingMD) Get(key string) string {
-	if v := metadata.ValueFromIncomingContext(c.Context, key); len(v) > 0 {
+	if v := c.Values(key); len(v) > 0 {
 		return v[0]
 	}
 	return ""
 }
 
 func (c *incomingMD) Values(key string) []string {
-	return metadata.ValueFromIncomingContext(c.Context, key)
+	v := metadata.ValueFromIncomingContext(c.Context, key)
+	if key == "baggage" {
+		c.baggage = baggageAbsent
+		if v != nil {
+			c.baggage = baggagePresent
+		}
+	}
+	return v
 }
+
+const (
+	baggageAbsent  = 1
+	baggagePresent = 2
+)
 
 func (c *incomingMD) Set(string, string) {}
 
@@ -250,7 +266,7 @@ func (h *grpcServerHandler) TagRPC(ctx context.Context, info *stats.RPCTagInfo) 
 	} else {
 		st.span = trace.SpanFromContext(ctx)
 	}
-	ctx, st.log = startRPCLog(ctx)
+	ctx, st.log = startRPCLog(ctx, st.baggage == baggageAbsent)
 	st.Context = ctx
 	if _, served := h.served.Load(st.method); !served {
 		// A method not yet seen served may be one the server rejects

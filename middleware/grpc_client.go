@@ -60,6 +60,10 @@ type clientCall struct {
 	// peer is the server that answered, filled in by gRPC (grpc.Peer) when
 	// the span records: a retried call's last attempt.
 	peer *peer.Peer
+	// peerBuf and optBuf hold the grpc.Peer target and the call's options
+	// in the call's own allocation.
+	peerBuf peer.Peer
+	optBuf  [4]grpc.CallOption
 
 	// propagation headers to send.
 	md  [8]string
@@ -94,8 +98,7 @@ func (h *grpcClientHandler) unary(ctx context.Context, method string, req, reply
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
 	if c.span.IsRecording() {
-		c.peer = new(peer.Peer)
-		opts = append(opts[:len(opts):len(opts)], grpc.Peer(c.peer))
+		opts = c.withPeer(opts)
 	}
 	err := invoker(ctx, method, req, reply, cc, opts...)
 	h.end(c, err)
@@ -112,14 +115,24 @@ func (h *grpcClientHandler) stream(ctx context.Context, desc *grpc.StreamDesc, c
 	// the stream could not be created or its context ended first.
 	opts = append(opts[:len(opts):len(opts)], grpc.OnFinish(func(err error) { h.end(c, err) }))
 	if c.span.IsRecording() {
-		c.peer = new(peer.Peer)
-		opts = append(opts, grpc.Peer(c.peer))
+		opts = c.withPeer(opts)
 	}
 	s, err := streamer(ctx, desc, cc, method, opts...)
 	if err != nil {
 		h.end(c, err) // a no-op when OnFinish ran
 	}
 	return s, err
+}
+
+// withPeer returns opts (never modified) and a grpc.Peer option filling in
+// c.peer, in c's own buffer when it fits.
+func (c *clientCall) withPeer(opts []grpc.CallOption) []grpc.CallOption {
+	c.peer = &c.peerBuf
+	o := c.optBuf[:0]
+	if len(opts) >= len(c.optBuf) {
+		o = make([]grpc.CallOption, 0, len(opts)+1)
+	}
+	return append(append(o, opts...), grpc.Peer(c.peer))
 }
 
 // begin starts a call: its span, its start time and the trace context in

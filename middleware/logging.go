@@ -103,8 +103,9 @@ func writeAccessRecord(ctx context.Context, h slog.Handler, end time.Time, msg s
 
 // startRPCLog is startRequestLog for a gRPC server call: ctx is the call's
 // context after extraction and the span's start. The x-observe-debug
-// metadata is hidden from the handler.
-func startRPCLog(ctx context.Context) (context.Context, requestLog) {
+// metadata is hidden from the handler. noBaggage says the propagator
+// already looked for baggage metadata and found none.
+func startRPCLog(ctx context.Context, noBaggage bool) (context.Context, requestLog) {
 	token := ""
 	if v := metadata.ValueFromIncomingContext(ctx, debugMetadata); v != nil {
 		if len(v) > 0 {
@@ -114,7 +115,7 @@ func startRPCLog(ctx context.Context) (context.Context, requestLog) {
 			delete(md, debugMetadata) // FromIncomingContext returns a copy
 			ctx = metadata.NewIncomingContext(ctx, md)
 		}
-	} else if metadata.ValueFromIncomingContext(ctx, "baggage") == nil {
+	} else if noBaggage || metadata.ValueFromIncomingContext(ctx, "baggage") == nil {
 		return ctx, requestLog{}
 	}
 	ctx, on := logging.StartRequestDebug(ctx, token)

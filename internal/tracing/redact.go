@@ -144,6 +144,11 @@ func redactAttrs(r Redactor, in []attribute.KeyValue) ([]attribute.KeyValue, boo
 }
 
 func redactKV(r Redactor, kv attribute.KeyValue) attribute.KeyValue {
+	if r != nil && knownSafe(kv) {
+		if kc, ok := r.(keyChecker); ok && !kc.IsSensitiveKey(string(kv.Key)) {
+			return kv
+		}
+	}
 	k := string(kv.Key)
 	switch {
 	case k == keyProfileID:
@@ -171,6 +176,41 @@ func redactKV(r Redactor, kv attribute.KeyValue) attribute.KeyValue {
 		return kv
 	}
 	return r.KeyValue(kv)
+}
+
+// keyChecker is the optional part of a Redactor that says whether a key
+// alone names a secret; *redact.Policy implements it.
+type keyChecker interface {
+	IsSensitiveKey(key string) bool
+}
+
+// knownSafe reports whether kv is one of the attributes observe's gRPC
+// instrumentation writes from a fixed vocabulary: rpc.system.name "grpc", or
+// a canonical gRPC status code name as rpc.response.status_code or
+// error.type. Such a value holds no secret, so no detector scans it; it is
+// still masked when the policy names its key sensitive, and a Redactor that
+// cannot say so (no IsSensitiveKey) still gets it. Everything else, what a
+// request or the program supplied (rpc.method, rpc.method_original,
+// addresses, user attributes), is redacted as before.
+func knownSafe(kv attribute.KeyValue) bool {
+	switch kv.Key {
+	case "rpc.system.name":
+		return kv.Value.Type() == attribute.STRING && kv.Value.AsString() == "grpc"
+	case "rpc.response.status_code", "error.type":
+		return kv.Value.Type() == attribute.STRING && isGRPCCodeName(kv.Value.AsString())
+	}
+	return false
+}
+
+// isGRPCCodeName reports whether s is a canonical gRPC status code name
+// (grpcCodeNames, store.go).
+func isGRPCCodeName(s string) bool {
+	for _, n := range grpcCodeNames {
+		if s == n {
+			return true
+		}
+	}
+	return false
 }
 
 // redactURL returns raw with user info replaced by REDACTED (as the semantic

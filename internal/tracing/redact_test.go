@@ -209,3 +209,97 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+// countingRedactor is keyRedactor that also says which keys are sensitive,
+// as *redact.Policy does, and counts the attributes it was asked about.
+type countingRedactor struct {
+	keyRedactor
+	asked map[string]int
+	keys  []string // sensitive keys besides keyRedactor's words
+}
+
+func (r *countingRedactor) KeyValue(kv attribute.KeyValue) attribute.KeyValue {
+	r.asked[string(kv.Key)]++
+	if r.IsSensitiveKey(string(kv.Key)) {
+		return kv.Key.String("[REDACTED]")
+	}
+	return r.keyRedactor.KeyValue(kv)
+}
+
+func (r *countingRedactor) IsSensitiveKey(k string) bool {
+	for _, s := range r.keys {
+		if k == s {
+			return true
+		}
+	}
+	return sensitive(k)
+}
+
+// The gRPC attributes observe writes from a fixed vocabulary skip the value
+// scan; anything else under those keys, and every other attribute, is still
+// redacted, and a key the policy names sensitive is still masked.
+func TestRedactSkipsKnownSafeGRPCValues(t *testing.T) {
+	r := &countingRedactor{asked: map[string]int{}}
+	in := []attribute.KeyValue{
+		attribute.String("rpc.system.name", "grpc"),
+		attribute.String("rpc.response.status_code", "DEADLINE_EXCEEDED"),
+		attribute.String("error.type", "DEADLINE_EXCEEDED"),
+		attribute.String("rpc.method", "pkg.Svc/s3cr3t"),
+		attribute.String("client.address", "10.0.0.1"),
+	}
+	out, changed := redactAttrs(r, in)
+	if !changed || out[3].Value.AsString() != "pkg.Svc/[REDACTED:test]" {
+		t.Errorf("rpc.method not redacted: %v", out[3])
+	}
+	for _, k := range []string{"rpc.system.name", "rpc.response.status_code", "error.type"} {
+		if r.asked[k] != 0 {
+			t.Errorf("%s (a known-safe value) was scanned", k)
+		}
+	}
+	for _, k := range []string{"rpc.method", "client.address"} {
+		if r.asked[k] != 1 {
+			t.Errorf("%s asked %d times, want 1", k, r.asked[k])
+		}
+	}
+
+	// Outside the vocabulary, the same keys are redacted as before.
+	r = &countingRedactor{asked: map[string]int{}}
+	out, _ = redactAttrs(r, []attribute.KeyValue{
+		attribute.String("rpc.system.name", "s3cr3t"),
+		attribute.String("rpc.response.status_code", "s3cr3t"),
+		attribute.String("error.type", "token s3cr3t"),
+		attribute.Int("rpc.response.status_code", 4),
+	})
+	for i, kv := range out[:3] {
+		if strings.Contains(kv.Value.AsString(), "s3cr3t") {
+			t.Errorf("attribute %d kept its secret: %v", i, kv)
+		}
+	}
+	if r.asked["rpc.response.status_code"] != 2 {
+		t.Errorf("status code outside the vocabulary asked %d times, want 2", r.asked["rpc.response.status_code"])
+	}
+
+	// A policy naming the key sensitive still masks a known-safe value.
+	r = &countingRedactor{asked: map[string]int{}, keys: []string{"error.type"}}
+	out, _ = redactAttrs(r, []attribute.KeyValue{attribute.String("error.type", "INTERNAL")})
+	if out[0].Value.AsString() != "[REDACTED]" {
+		t.Errorf("sensitive key error.type not masked: %v", out[0])
+	}
+
+	// A Redactor that cannot tell sensitive keys sees every attribute.
+	spy := &spyRedactor{}
+	redactAttrs(spy, in)
+	if spy.n != len(in) {
+		t.Errorf("a Redactor without IsSensitiveKey was asked about %d of %d attributes", spy.n, len(in))
+	}
+}
+
+type spyRedactor struct {
+	keyRedactor
+	n int
+}
+
+func (s *spyRedactor) KeyValue(kv attribute.KeyValue) attribute.KeyValue {
+	s.n++
+	return s.keyRedactor.KeyValue(kv)
+}

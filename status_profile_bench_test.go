@@ -2,12 +2,11 @@ package observe
 
 import (
 	"context"
+	"github.com/observekit/observe/internal/testbackend"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/observekit/observe/middleware"
 )
@@ -43,13 +42,13 @@ func BenchmarkTraceProfiles(b *testing.B) {
 			h := middleware.HTTP(mux, middleware.WithObserver(o))
 			req := httptest.NewRequest(http.MethodGet, "/work/1", nil)
 			b.ReportAllocs()
-			cpu0 := processCPU()
+			cpu0 := testbackend.ProcessCPU()
 			for b.Loop() {
 				h.ServeHTTP(httptest.NewRecorder(), req)
 			}
 			// The process's CPU time, the profiler's signals and encoding
 			// included: on a shared machine a steadier figure than ns/op.
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(testbackend.ProcessCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }
@@ -63,12 +62,4 @@ func fixedWork(n int) uint64 {
 		x = x*6364136223846793005 + uint64(i)
 	}
 	return x
-}
-
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

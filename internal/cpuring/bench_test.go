@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/observekit/observe/internal/testbackend"
 	"runtime/pprof"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -60,11 +60,11 @@ func BenchmarkCollectorOverhead(b *testing.B) {
 				}
 				defer c.Stop(context.Background())
 			}
-			cpu0 := processCPU()
+			cpu0 := testbackend.ProcessCPU()
 			for b.Loop() {
 				work(200_000)
 			}
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(testbackend.ProcessCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }
@@ -76,12 +76,4 @@ func work(n int) uint64 {
 		x = x*6364136223846793005 + uint64(i)
 	}
 	return x
-}
-
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -80,6 +80,10 @@ type rpcState struct {
 	tp     *tracing.Provider
 	m      *metrics.Metrics
 
+	// started: begin ran (server); md: the call's metadata while it runs.
+	started bool
+	md      metadata.MD
+
 	begun atomic.Bool  // server: stats.Begin seen, the server dispatched the call
 	known atomic.Int32 // server: 0 unknown yet, knownMethod, unknownMethod
 	ended atomic.Bool
@@ -183,7 +187,15 @@ func (c *incomingMD) Get(key string) string {
 }
 
 func (c *incomingMD) Values(key string) []string {
-	v := metadata.ValueFromIncomingContext(c.Context, key)
+	var v []string
+	if c.md != nil {
+		// grpc-go's copy has lowercase keys; propagators ask in lowercase.
+		if v = c.md[key]; v == nil && hasUpper(key) {
+			v = c.md[strings.ToLower(key)]
+		}
+	} else {
+		v = metadata.ValueFromIncomingContext(c.Context, key)
+	}
 	if key == "baggage" {
 		c.baggage = baggageAbsent
 		if v != nil {
@@ -191,6 +203,15 @@ func (c *incomingMD) Values(key string) []string {
 		}
 	}
 	return v
+}
+
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
 }
 
 const (
@@ -201,7 +222,10 @@ const (
 func (c *incomingMD) Set(string, string) {}
 
 func (c *incomingMD) Keys() []string {
-	md, _ := metadata.FromIncomingContext(c.Context)
+	md := c.md
+	if md == nil {
+		md, _ = metadata.FromIncomingContext(c.Context)
+	}
 	keys := make([]string, 0, len(md))
 	for k := range md {
 		keys = append(keys, k)
@@ -248,9 +272,27 @@ func (h *grpcServerHandler) TagRPC(ctx context.Context, info *stats.RPCTagInfo) 
 	if st == nil {
 		return ctx
 	}
-	tp := st.tp
 	st.Context = ctx
-	ctx = otel.GetTextMapPropagator().Extract(ctx, (*incomingMD)(st))
+	return st
+}
+
+// begin starts a server call's span and logging from its headers. md is
+// the call's metadata as grpc-go hands it to stats.InHeader, right after
+// TagRPC and before anything derives from the call's context: a copy with
+// lowercase keys, read here directly, where the context's metadata would
+// take a copy for each header found and a scan of all of them for each one
+// missing (tracestate, baggage, x-observe-debug, most of the time). A nil
+// md reads the context's: the fallback for a call whose first event is not
+// stats.InHeader. begin runs once, on the goroutine gRPC serves the call
+// on, and before the safety net below exists.
+func (h *grpcServerHandler) begin(st *rpcState, md metadata.MD) {
+	if st.started {
+		return
+	}
+	st.started = true
+	tp := st.tp
+	st.md = md
+	ctx := otel.GetTextMapPropagator().Extract(st.Context, (*incomingMD)(st))
 	if tp != nil {
 		var buf [4]attribute.KeyValue
 		attrs := append(buf[:0], attrRPCSystem, rpcMethodKey.String(st.method))
@@ -266,7 +308,8 @@ func (h *grpcServerHandler) TagRPC(ctx context.Context, info *stats.RPCTagInfo) 
 	} else {
 		st.span = trace.SpanFromContext(ctx)
 	}
-	ctx, st.log = startRPCLog(ctx, st.baggage == baggageAbsent)
+	ctx, st.log = startRPCLog(ctx, md, st.baggage == baggageAbsent)
+	st.md = nil
 	st.Context = ctx
 	if _, served := h.served.Load(st.method); !served {
 		// A method not yet seen served may be one the server rejects
@@ -276,7 +319,6 @@ func (h *grpcServerHandler) TagRPC(ctx context.Context, info *stats.RPCTagInfo) 
 		stop := context.AfterFunc(ctx, func() { h.afterCallContext(st) })
 		st.stop.Store(&stop)
 	}
-	return st
 }
 
 // rejectGrace is how long after a call's context ended without the call
@@ -310,8 +352,13 @@ func (h *grpcServerHandler) afterCallContext(st *rpcState) {
 
 func (h *grpcServerHandler) HandleRPC(ctx context.Context, rs stats.RPCStats) {
 	switch ev := rs.(type) {
+	case *stats.InHeader:
+		if st := rpcStateFrom(ctx); st != nil {
+			h.begin(st, ev.Header)
+		}
 	case *stats.Begin:
 		if st := rpcStateFrom(ctx); st != nil {
+			h.begin(st, nil)
 			// A call that is not bidirectional streaming is a registered
 			// method: the UnknownServiceHandler's calls are both ways. Said
 			// here as well as by the interceptors, which a call failing
@@ -326,10 +373,12 @@ func (h *grpcServerHandler) HandleRPC(ctx context.Context, rs stats.RPCStats) {
 		// it, the server rejected the call itself (unknown service or
 		// method, malformed name: UNIMPLEMENTED) and no stats.End follows.
 		if st := rpcStateFrom(ctx); st != nil && !st.begun.Load() {
+			h.begin(st, nil)
 			h.finish(st, codes.Unimplemented, nil)
 		}
 	case *stats.End:
 		if st := rpcStateFrom(ctx); st != nil {
+			h.begin(st, nil)
 			h.finish(st, status.Code(ev.Error), ev.Error)
 		}
 	}

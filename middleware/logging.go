@@ -102,24 +102,40 @@ func writeAccessRecord(ctx context.Context, h slog.Handler, end time.Time, msg s
 }
 
 // startRPCLog is startRequestLog for a gRPC server call: ctx is the call's
-// context after extraction and the span's start. The x-observe-debug
+// context after extraction and the span's start, md its metadata as the
+// stats handler got it (nil: read the context's). The x-observe-debug
 // metadata is hidden from the handler. noBaggage says the propagator
 // already looked for baggage metadata and found none.
-func startRPCLog(ctx context.Context, noBaggage bool) (context.Context, requestLog) {
+func startRPCLog(ctx context.Context, md metadata.MD, noBaggage bool) (context.Context, requestLog) {
 	token := ""
-	if v := metadata.ValueFromIncomingContext(ctx, debugMetadata); v != nil {
+	var v []string
+	if md != nil {
+		v = md[debugMetadata]
+	} else {
+		v = metadata.ValueFromIncomingContext(ctx, debugMetadata)
+	}
+	if v != nil {
 		if len(v) > 0 {
 			token = v[0]
 		}
-		if md, ok := metadata.FromIncomingContext(ctx); ok {
-			delete(md, debugMetadata) // FromIncomingContext returns a copy
-			ctx = metadata.NewIncomingContext(ctx, md)
+		if in, ok := metadata.FromIncomingContext(ctx); ok {
+			delete(in, debugMetadata) // FromIncomingContext returns a copy
+			ctx = metadata.NewIncomingContext(ctx, in)
 		}
-	} else if noBaggage || metadata.ValueFromIncomingContext(ctx, "baggage") == nil {
+	} else if noBaggage || !hasMD(ctx, md, "baggage") {
 		return ctx, requestLog{}
 	}
 	ctx, on := logging.StartRequestDebug(ctx, token)
 	return ctx, requestLog{debug: on}
+}
+
+// hasMD reports whether a call's metadata (md, or the context's when nil)
+// has key.
+func hasMD(ctx context.Context, md metadata.MD, key string) bool {
+	if md != nil {
+		return md[key] != nil
+	}
+	return metadata.ValueFromIncomingContext(ctx, key) != nil
 }
 
 // endRPC ends a gRPC server call's logging. method is the rpc_method label

@@ -7,11 +7,14 @@ test:
 ci:
 	.ci/run
 
-# Full comparative benchmark suite: medians of 5 runs, ratios vs observe.
+# Full comparative benchmark suite: medians of 5 runs, ratios vs observe;
+# then the gRPC groups interleaved, one process per round (.ci/benchgrpc.sh).
 BENCHTIME ?= 1s
 COUNT ?= 5
+ROUNDS ?= 10
 bench:
-	cd bench && go test -run='^$$' -bench=. -benchmem -count=$(COUNT) -benchtime=$(BENCHTIME) ./... | tee /tmp/observe-bench.txt | go run ./cmd/benchtable
+	cd bench && go test -run='^$$' -bench=. -skip='GRPCUnary' -benchmem -count=$(COUNT) -benchtime=$(BENCHTIME) ./... | tee /tmp/observe-bench.txt | go run ./cmd/benchtable
+	.ci/benchgrpc.sh $(ROUNDS) $(BENCHTIME)
 
 # wrk against the quickstart (and the peer stack, bench/cmd/loadpeer), with
 # and without instrumentation: medians of 3 rounds of 10s.

@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"net"
+	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -83,29 +85,55 @@ func runUnary(b *testing.B, c testpb.TestServiceClient) {
 }
 
 func BenchmarkTraceGRPCUnary(b *testing.B) {
-	b.Run("observe", func(b *testing.B) {
-		traceObserve(b)
-		runUnary(b, grpcConn(b, middleware.GRPCServer(), middleware.GRPCClient()))
+	runRotated(b, []row{
+		{"observe", func(b *testing.B) {
+			traceObserve(b)
+			runUnary(b, grpcConn(b, middleware.GRPCServer(), middleware.GRPCClient()))
+		}},
+		{"otelgrpc", func(b *testing.B) {
+			s := newOtelSDK(b)
+			opts := []otelgrpc.Option{otelgrpc.WithTracerProvider(s.tp), otelgrpc.WithMeterProvider(s.mp), otelgrpc.WithPropagators(s.prop)}
+			runUnary(b, grpcConn(b,
+				[]grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(opts...))},
+				[]grpc.DialOption{grpc.WithStatsHandler(otelgrpc.NewClientHandler(opts...))}))
+		}},
+		{"bare", func(b *testing.B) {
+			runUnary(b, grpcConn(b, nil, nil))
+		}},
+		// grpc's own cost of stats handlers on both ends (events, header
+		// copies): otelgrpc pays it; observe pays the server's half
+		// (MetricsGRPCUnary/noop-stats-handler-server), its client runs on
+		// interceptors.
+		{"noop-stats-handler", func(b *testing.B) {
+			runUnary(b, grpcConn(b,
+				[]grpc.ServerOption{grpc.StatsHandler(noopStats{})},
+				[]grpc.DialOption{grpc.WithStatsHandler(noopStats{})}))
+		}},
 	})
-	b.Run("otelgrpc", func(b *testing.B) {
-		s := newOtelSDK(b)
-		opts := []otelgrpc.Option{otelgrpc.WithTracerProvider(s.tp), otelgrpc.WithMeterProvider(s.mp), otelgrpc.WithPropagators(s.prop)}
-		runUnary(b, grpcConn(b,
-			[]grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(opts...))},
-			[]grpc.DialOption{grpc.WithStatsHandler(otelgrpc.NewClientHandler(opts...))}))
-	})
-	b.Run("bare", func(b *testing.B) {
-		runUnary(b, grpcConn(b, nil, nil))
-	})
-	// grpc's own cost of stats handlers on both ends (events, header
-	// copies): otelgrpc pays it; observe pays the server's half
-	// (MetricsGRPCUnary/noop-stats-handler-server), its client runs on
-	// interceptors.
-	b.Run("noop-stats-handler", func(b *testing.B) {
-		runUnary(b, grpcConn(b,
-			[]grpc.ServerOption{grpc.StatsHandler(noopStats{})},
-			[]grpc.DialOption{grpc.WithStatsHandler(noopStats{})}))
-	})
+}
+
+// row is one contender of a benchmark group.
+type row struct {
+	name string
+	fn   func(*testing.B)
+}
+
+// runRotated runs a group's rows as sub-benchmarks, the first one being
+// row OBSERVE_BENCH_ROUND (mod the number of rows), and the others in turn.
+// make bench runs the gRPC groups once per process, round after round
+// (.ci/benchgrpc.sh): over as many rounds as rows, every row has run in
+// every position, so whatever a position costs (the process's state after
+// the rows before it: heap size, garbage-collection phase, goroutine stack
+// sizes, which swing a ~30 µs gRPC call by several microseconds) falls on
+// every row alike, and cmd/benchtable -added pairs each row with the bare
+// row of the same process.
+func runRotated(b *testing.B, rows []row) {
+	k, _ := strconv.Atoi(os.Getenv("OBSERVE_BENCH_ROUND"))
+	k = ((k % len(rows)) + len(rows)) % len(rows)
+	for i := range rows {
+		r := rows[(k+i)%len(rows)]
+		b.Run(r.name, r.fn)
+	}
 }
 
 type noopStats struct{}

@@ -5,10 +5,19 @@
 // Groups are top-level benchmarks; within a group, sub-benchmarks are the
 // contenders ("BenchmarkHTTPSampled/observe", "BenchmarkHTTPSampled/otelhttp").
 // The first contender whose name starts with "observe" is the reference.
+//
+// With -added, a group with a "bare" row (the same work uninstrumented)
+// gets a second table: what each row adds over bare, paired run by run,
+// and the medians of those per-run figures, with the added time relative
+// to observe's added time in the same run. A row's n-th run is paired with
+// bare's n-th run, so the input must hold one run of each row per process,
+// process after process (.ci/benchgrpc.sh); go test's -count runs a row's
+// repetitions back to back, which this pairing would misread.
 package main
 
 import (
 	"bufio"
+	"flag"
 	"fmt"
 	"os"
 	"regexp"
@@ -37,6 +46,8 @@ func median(xs []float64) float64 {
 }
 
 func main() {
+	added := flag.Bool("added", false, "also print what each row adds over its group's bare row, paired run by run")
+	flag.Parse()
 	data := map[string]*samples{}
 	var order []string
 	sc := bufio.NewScanner(os.Stdin)
@@ -129,6 +140,60 @@ func main() {
 			cpu = fmt.Sprintf("%.0f", median(s.cpu))
 		}
 		fmt.Printf("| %s | %d | %.0f | %s | %.0f | %.0f | %s | %s |\n", n, len(s.ns), ns, cpu, b, a, rt, ra)
+	}
+	if *added {
+		printAdded(order, data, refOf)
+	}
+}
+
+// printAdded prints the table of what each two-segment row adds over its
+// group's bare row, paired run by run.
+func printAdded(order []string, data map[string]*samples, refOf func(string) string) {
+	header := false
+	for _, n := range order {
+		seg := strings.Split(n, "/")
+		if len(seg) != 2 || seg[1] == "bare" {
+			continue
+		}
+		bare, ok := data[seg[0]+"/bare"]
+		if !ok {
+			continue
+		}
+		s := data[n]
+		runs := min(len(s.ns), len(bare.ns))
+		var add, addCPU, rel []float64
+		ref := refOf(n)
+		for i := range runs {
+			a := s.ns[i] - bare.ns[i]
+			add = append(add, a)
+			if i < len(s.cpu) && i < len(bare.cpu) {
+				addCPU = append(addCPU, s.cpu[i]-bare.cpu[i])
+			}
+			if r, ok := data[ref]; ok && i < len(r.ns) {
+				if ra := r.ns[i] - bare.ns[i]; ra > 0 {
+					rel = append(rel, a/ra)
+				}
+			}
+		}
+		if runs == 0 {
+			continue
+		}
+		if !header {
+			fmt.Println()
+			fmt.Println("Added over the bare row of the same process, paired run by run (medians of the per-run figures):")
+			fmt.Println()
+			fmt.Println("| benchmark | runs | added ns/op | added cpu-ns/op | added allocs/op | added time vs observe's |")
+			fmt.Println("|---|---:|---:|---:|---:|---:|")
+			header = true
+		}
+		cpu, r := "—", ""
+		if len(addCPU) > 0 {
+			cpu = fmt.Sprintf("%.0f", median(addCPU))
+		}
+		if len(rel) > 0 {
+			r = fmt.Sprintf("%.2fx", median(rel))
+		}
+		fmt.Printf("| %s | %d | %.0f | %s | %.0f | %s |\n", n, runs, median(add), cpu, median(s.allocs)-median(bare.allocs), r)
 	}
 }
 

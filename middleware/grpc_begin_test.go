@@ -68,3 +68,40 @@ func TestGRPCServerBeginsFromInHeaderOrContext(t *testing.T) {
 		}
 	}
 }
+
+func TestTargetAddr(t *testing.T) {
+	for _, c := range []struct {
+		target string
+		host   string
+		port   int
+	}{
+		{"dns:///orders.svc:8081", "orders.svc", 8081},
+		{"dns://8.8.8.8/example.com:443", "example.com", 443},
+		{"dns:///example.com", "example.com", 0},
+		{"passthrough:///127.0.0.1:7777", "127.0.0.1", 7777},
+		{"passthrough:///bufnet", "bufnet", 0},
+		{"dns:///[::1]:50051", "::1", 50051},
+		{"unix:///run/app.sock", "/run/app.sock", 0},
+		{"unix:relative.sock", "relative.sock", 0},
+		{"unix-abstract:name", "name", 0},
+		{"127.0.0.1:9000", "127.0.0.1", 9000},
+		{"", "", 0},
+	} {
+		host, port := targetAddr(c.target)
+		if host != c.host || port != c.port {
+			t.Errorf("targetAddr(%q) = %q, %d; want %q, %d", c.target, host, port, c.host, c.port)
+		}
+	}
+}
+
+func FuzzTargetAddr(f *testing.F) {
+	for _, s := range []string{"dns:///orders:8081", "unix:///a.sock", "passthrough:///[::1]:1", "x:%zz", "::::"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		_, port := targetAddr(target)
+		if port < 0 || port > 65535 {
+			t.Fatalf("targetAddr(%q): port %d", target, port)
+		}
+	})
+}

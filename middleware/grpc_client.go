@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -15,7 +16,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -24,7 +24,9 @@ import (
 //	conn, err := grpc.NewClient(target, append(middleware.GRPCClient(), creds)...)
 //
 // Every call gets a client span named "pkg.Service/Method" (rpc.system.name,
-// rpc.method, rpc.response.status_code, server.address and server.port),
+// rpc.method, rpc.response.status_code, and server.address and server.port
+// from the connection's target: the name dialled, not the address it
+// resolved to, as the semantic conventions ask and otelgrpc does),
 // the trace context is sent in the call's metadata, and
 // rpc_client_call_duration_seconds is recorded. Any status but OK sets the
 // span's status to error.
@@ -43,8 +45,51 @@ func GRPCClient(opts ...Option) []grpc.DialOption {
 
 // grpcClientHandler is the client's interceptors.
 type grpcClientHandler struct {
-	opts  options
-	addrs addrCache
+	opts    options
+	targets targetCache
+}
+
+// targetCache remembers the server address of the last connection it saw:
+// a program's calls through one ClientConn share its target.
+type targetCache struct{ last atomic.Pointer[targetEntry] }
+
+type targetEntry struct {
+	cc   *grpc.ClientConn
+	host string
+	port int
+}
+
+func (t *targetCache) get(cc *grpc.ClientConn) *targetEntry {
+	if e := t.last.Load(); e != nil && e.cc == cc {
+		return e
+	}
+	e := &targetEntry{cc: cc}
+	if cc != nil {
+		e.host, e.port = targetAddr(cc.CanonicalTarget())
+	}
+	t.last.Store(e)
+	return e
+}
+
+// targetAddr is the host and port of a canonical gRPC target
+// ("scheme://[authority]/endpoint"): "dns:///orders:8081" is orders and
+// 8081, "passthrough:///10.0.0.7:9000" 10.0.0.7 and 9000,
+// "unix:///run/app.sock" the socket's path without a port (0).
+func targetAddr(target string) (string, int) {
+	endpoint := target
+	if u, err := url.Parse(target); err == nil && u.Scheme != "" {
+		endpoint = u.Opaque
+		if endpoint == "" {
+			endpoint = u.Path
+			if u.Scheme != "unix" && u.Scheme != "unix-abstract" {
+				endpoint = strings.TrimPrefix(endpoint, "/")
+			}
+		}
+		if u.Scheme == "unix" || u.Scheme == "unix-abstract" {
+			return endpoint, 0
+		}
+	}
+	return splitHostPort(endpoint)
 }
 
 // clientCall is one client call's state.
@@ -57,13 +102,7 @@ type clientCall struct {
 	ended  atomic.Bool
 	// held: start attributes handed over at the end (see startCallSpan).
 	held *[]attribute.KeyValue
-	// peer is the server that answered, filled in by gRPC (grpc.Peer) when
-	// the span records: a retried call's last attempt.
-	peer *peer.Peer
-	// peerBuf and optBuf hold the grpc.Peer target and the call's options
-	// in the call's own allocation.
-	peerBuf peer.Peer
-	optBuf  [4]grpc.CallOption
+	cc   *grpc.ClientConn
 
 	// propagation headers to send.
 	md  [8]string
@@ -93,12 +132,9 @@ func (c *outgoingMD) Keys() []string {
 
 func (h *grpcClientHandler) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	c := new(clientCall)
-	ctx, ok := h.begin(ctx, c, method)
+	ctx, ok := h.begin(ctx, c, method, cc)
 	if !ok {
 		return invoker(ctx, method, req, reply, cc, opts...)
-	}
-	if c.span.IsRecording() {
-		opts = c.withPeer(opts)
 	}
 	err := invoker(ctx, method, req, reply, cc, opts...)
 	h.end(c, err)
@@ -107,16 +143,13 @@ func (h *grpcClientHandler) unary(ctx context.Context, method string, req, reply
 
 func (h *grpcClientHandler) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	c := new(clientCall)
-	ctx, ok := h.begin(ctx, c, method)
+	ctx, ok := h.begin(ctx, c, method, cc)
 	if !ok {
 		return streamer(ctx, desc, cc, method, opts...)
 	}
 	// gRPC calls OnFinish once with the stream's final status, also when
 	// the stream could not be created or its context ended first.
 	opts = append(opts[:len(opts):len(opts)], grpc.OnFinish(func(err error) { h.end(c, err) }))
-	if c.span.IsRecording() {
-		opts = c.withPeer(opts)
-	}
 	s, err := streamer(ctx, desc, cc, method, opts...)
 	if err != nil {
 		h.end(c, err) // a no-op when OnFinish ran
@@ -124,22 +157,11 @@ func (h *grpcClientHandler) stream(ctx context.Context, desc *grpc.StreamDesc, c
 	return s, err
 }
 
-// withPeer returns opts (never modified) and a grpc.Peer option filling in
-// c.peer, in c's own buffer when it fits.
-func (c *clientCall) withPeer(opts []grpc.CallOption) []grpc.CallOption {
-	c.peer = &c.peerBuf
-	o := c.optBuf[:0]
-	if len(opts) >= len(c.optBuf) {
-		o = make([]grpc.CallOption, 0, len(opts)+1)
-	}
-	return append(append(o, opts...), grpc.Peer(c.peer))
-}
-
 // begin starts a call: its span, its start time and the trace context in
 // its outgoing metadata. It reports false when the call is not
 // instrumented: observe is not initialised (or disabled), or the method
 // filter leaves the call out.
-func (h *grpcClientHandler) begin(ctx context.Context, c *clientCall, fullMethod string) (context.Context, bool) {
+func (h *grpcClientHandler) begin(ctx context.Context, c *clientCall, fullMethod string, cc *grpc.ClientConn) (context.Context, bool) {
 	tp, m := h.opts.instruments()
 	if tp == nil && m == nil {
 		return ctx, false
@@ -149,7 +171,7 @@ func (h *grpcClientHandler) begin(ctx context.Context, c *clientCall, fullMethod
 	}
 	c.method = strings.TrimPrefix(fullMethod, "/")
 	c.start = time.Now()
-	c.tp, c.m = tp, m
+	c.tp, c.m, c.cc = tp, m, cc
 	if tp != nil {
 		attrs := [2]attribute.KeyValue{attrRPCSystem, rpcMethodKey.String(c.method)}
 		ctx, c.span, c.held = startCallSpan(ctx, tp, c.method, clientOnly, attrs[:])
@@ -174,12 +196,10 @@ func (h *grpcClientHandler) end(c *clientCall, err error) {
 		ap := takeAttrs(c.held)
 		c.held = nil
 		attrs := append(*ap, rpcStatusKey.String(metrics.GRPCCodeName(uint32(code))))
-		if c.peer != nil && c.peer.Addr != nil {
-			if a := h.addrs.get(c.peer.Addr); a.host != "" {
-				attrs = append(attrs, attribute.String("server.address", a.host))
-				if a.port > 0 {
-					attrs = append(attrs, attribute.Int("server.port", a.port))
-				}
+		if a := h.targets.get(c.cc); a.host != "" {
+			attrs = append(attrs, attribute.String("server.address", a.host))
+			if a.port > 0 {
+				attrs = append(attrs, attribute.Int("server.port", a.port))
 			}
 		}
 		if code != codes.OK {

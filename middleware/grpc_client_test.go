@@ -52,7 +52,7 @@ func TestGRPCClientStreamCanceledEnds(t *testing.T) {
 
 // Calls that never reach a server (nothing listens) are recorded on the
 // client, unary and streaming alike, with the status the program gets, and
-// without a server address.
+// the server they were for (the connection's target).
 func TestGRPCClientUnreachableServer(t *testing.T) {
 	env := setup(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -83,7 +83,8 @@ func TestGRPCClientUnreachableServer(t *testing.T) {
 		}
 		wantAttr(t, s, "rpc.response.status_code", "UNAVAILABLE")
 		wantAttr(t, s, "error.type", "UNAVAILABLE")
-		noAttr(t, s, "server.address")
+		wantAttr(t, s, "server.address", "127.0.0.1")
+		wantAttr(t, s, "server.port", ln.Addr().(*net.TCPAddr).Port)
 	}
 	want := "rpc_method=grpc.testing.TestService/StreamingOutputCall,rpc_response_status_code=UNAVAILABLE,rpc_system_name=grpc, count=1"
 	if got := env.metricWith(t, "rpc_client_call_duration_seconds", want); !strings.Contains(got, want) {

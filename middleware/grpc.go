@@ -54,7 +54,10 @@ func WithMethodFilter(keep func(fullMethod string) bool) Option {
 // options first to have panic recovery cover your interceptors too. The
 // span and the metric come from a stats.Handler, the one place that sees
 // the calls gRPC fails before any interceptor runs: methods the server does
-// not serve, requests it cannot read, clients gone before dispatch.
+// not serve, requests it cannot read, clients gone before dispatch. The
+// span starts at the call's stats.InHeader event: another stats.Handler of
+// the program's, after these options, finds it in the context from its own
+// InHeader on, not yet in its TagRPC.
 func GRPCServer(opts ...Option) []grpc.ServerOption {
 	h := &grpcServerHandler{opts: buildOptions(opts)}
 	return []grpc.ServerOption{

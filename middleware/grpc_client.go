@@ -2,7 +2,6 @@ package middleware
 
 import (
 	"context"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -49,9 +48,15 @@ type grpcClientHandler struct {
 	targets targetCache
 }
 
-// targetCache remembers the server address of the last connection it saw:
-// a program's calls through one ClientConn share its target.
-type targetCache struct{ last atomic.Pointer[targetEntry] }
+// targetCache remembers the server addresses of the last few connections
+// it saw: a program's calls through one ClientConn share its target, and a
+// few ClientConns may share one set of options. It holds at most
+// targetCacheSize of them (closed ones included, until replaced).
+type targetCache struct {
+	recent atomic.Pointer[[]*targetEntry]
+}
+
+const targetCacheSize = 4
 
 type targetEntry struct {
 	cc   *grpc.ClientConn
@@ -60,35 +65,44 @@ type targetEntry struct {
 }
 
 func (t *targetCache) get(cc *grpc.ClientConn) *targetEntry {
-	if e := t.last.Load(); e != nil && e.cc == cc {
-		return e
+	old := t.recent.Load()
+	if old != nil {
+		for _, e := range *old {
+			if e.cc == cc {
+				return e
+			}
+		}
 	}
 	e := &targetEntry{cc: cc}
 	if cc != nil {
-		e.host, e.port = targetAddr(cc.CanonicalTarget())
+		e.host, e.port = targetAddr(cc.CanonicalTarget(), cc.Target())
 	}
-	t.last.Store(e)
+	next := []*targetEntry{e}
+	if old != nil {
+		next = append(next, (*old)[:min(len(*old), targetCacheSize-1)]...)
+	}
+	t.recent.Store(&next)
 	return e
 }
 
-// targetAddr is the host and port of a canonical gRPC target
-// ("scheme://[authority]/endpoint"): "dns:///orders:8081" is orders and
-// 8081, "passthrough:///10.0.0.7:9000" 10.0.0.7 and 9000,
-// "unix:///run/app.sock" the socket's path without a port (0).
-func targetAddr(target string) (string, int) {
-	endpoint := target
-	if u, err := url.Parse(target); err == nil && u.Scheme != "" {
-		endpoint = u.Opaque
-		if endpoint == "" {
-			endpoint = u.Path
-			if u.Scheme != "unix" && u.Scheme != "unix-abstract" {
-				endpoint = strings.TrimPrefix(endpoint, "/")
-			}
-		}
-		if u.Scheme == "unix" || u.Scheme == "unix-abstract" {
-			return endpoint, 0
-		}
+// targetAddr is a connection's server address: the host and port of its
+// canonical target ("scheme://authority/endpoint" as grpc-go writes it, the
+// endpoint unescaped: "dns:///orders:8081" is orders and 8081), or for a
+// unix socket the path as the program gave it (target), which the
+// canonical form turns absolute whether it was or not.
+func targetAddr(canonical, target string) (string, int) {
+	scheme, rest, ok := strings.Cut(canonical, "://")
+	if !ok {
+		return splitHostPort(canonical)
 	}
+	if scheme == "unix" || scheme == "unix-abstract" {
+		path := strings.TrimPrefix(target, scheme+":")
+		if strings.HasPrefix(path, "//") {
+			path = path[2:] // "unix:///run/app.sock": an empty authority
+		}
+		return path, 0
+	}
+	_, endpoint, _ := strings.Cut(rest, "/")
 	return splitHostPort(endpoint)
 }
 

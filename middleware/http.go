@@ -373,7 +373,9 @@ func splitHostPort(hp string) (host string, port int) {
 		}
 		host = hp[1:end]
 		if len(hp) > end+2 && hp[end+1] == ':' {
-			port, _ = strconv.Atoi(hp[end+2:])
+			if p, err := strconv.Atoi(hp[end+2:]); err == nil && p >= 0 && p <= 65535 {
+				port = p
+			}
 		}
 		return host, port
 	}

@@ -190,15 +190,7 @@ func (c *incomingMD) Get(key string) string {
 }
 
 func (c *incomingMD) Values(key string) []string {
-	var v []string
-	if c.md != nil {
-		// grpc-go's copy has lowercase keys; propagators ask in lowercase.
-		if v = c.md[key]; v == nil && hasUpper(key) {
-			v = c.md[strings.ToLower(key)]
-		}
-	} else {
-		v = metadata.ValueFromIncomingContext(c.Context, key)
-	}
+	v := callMD(c.Context, c.md, key)
 	if key == "baggage" {
 		c.baggage = baggageAbsent
 		if v != nil {
@@ -208,13 +200,14 @@ func (c *incomingMD) Values(key string) []string {
 	return v
 }
 
-func hasUpper(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			return true
-		}
+// callMD returns a server call's metadata values for key: from md, the copy
+// stats.InHeader carries (lowercase keys, read directly), or when md is nil
+// from the context's. strings.ToLower returns a lowercase key as it is.
+func callMD(ctx context.Context, md metadata.MD, key string) []string {
+	if md != nil {
+		return md[strings.ToLower(key)]
 	}
-	return false
+	return metadata.ValueFromIncomingContext(ctx, key)
 }
 
 const (

@@ -108,13 +108,7 @@ func writeAccessRecord(ctx context.Context, h slog.Handler, end time.Time, msg s
 // already looked for baggage metadata and found none.
 func startRPCLog(ctx context.Context, md metadata.MD, noBaggage bool) (context.Context, requestLog) {
 	token := ""
-	var v []string
-	if md != nil {
-		v = md[debugMetadata]
-	} else {
-		v = metadata.ValueFromIncomingContext(ctx, debugMetadata)
-	}
-	if v != nil {
+	if v := callMD(ctx, md, debugMetadata); v != nil {
 		if len(v) > 0 {
 			token = v[0]
 		}
@@ -122,20 +116,11 @@ func startRPCLog(ctx context.Context, md metadata.MD, noBaggage bool) (context.C
 			delete(in, debugMetadata) // FromIncomingContext returns a copy
 			ctx = metadata.NewIncomingContext(ctx, in)
 		}
-	} else if noBaggage || !hasMD(ctx, md, "baggage") {
+	} else if noBaggage || callMD(ctx, md, "baggage") == nil {
 		return ctx, requestLog{}
 	}
 	ctx, on := logging.StartRequestDebug(ctx, token)
 	return ctx, requestLog{debug: on}
-}
-
-// hasMD reports whether a call's metadata (md, or the context's when nil)
-// has key.
-func hasMD(ctx context.Context, md metadata.MD, key string) bool {
-	if md != nil {
-		return md[key] != nil
-	}
-	return metadata.ValueFromIncomingContext(ctx, key) != nil
 }
 
 // endRPC ends a gRPC server call's logging. method is the rpc_method label

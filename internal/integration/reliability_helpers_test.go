@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -152,6 +153,22 @@ func (d *driver) serve(t testing.TB, n int) {
 		if d.w.code != 0 && d.w.code != 200 {
 			t.Fatalf("request %d: status %d", i, d.w.code)
 		}
+	}
+}
+
+// serveUntilExported sends full batches of requests (600: a batch of spans
+// and one of log records, each), pausing between them, until the span and
+// the log exporter have both been called (their call counts), and fails
+// after 10s.
+func (d *driver) serveUntilExported(t testing.TB, spans, logs *atomic.Int32, pause time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for spans.Load() == 0 || logs.Load() == 0 {
+		d.serve(t, 600)
+		if time.Now().After(deadline) {
+			t.Fatalf("exporters never called: spans %d, logs %d", spans.Load(), logs.Load())
+		}
+		time.Sleep(pause)
 	}
 }
 

@@ -337,13 +337,7 @@ func TestPanicInExportersNeverCrashes(t *testing.T) {
 	}
 	d := newDriver(workHandler())
 	deadline := time.Now().Add(10 * time.Second)
-	for se.calls.Load() == 0 || le.calls.Load() == 0 {
-		d.serve(t, 600) // a full batch of spans and of records, each
-		if time.Now().After(deadline) {
-			t.Fatalf("exporters never called: spans %d, logs %d", se.calls.Load(), le.calls.Load())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	d.serveUntilExported(t, &se.calls, &le.calls, 50*time.Millisecond)
 	var body string
 	for {
 		body = scrapeHandler(t, obs)
@@ -450,14 +444,7 @@ func TestShutdownByDeadlineWithExportersIgnoringTheirContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := newDriver(workHandler())
-	deadline := time.Now().Add(10 * time.Second)
-	for se.calls.Load() == 0 || le.calls.Load() == 0 {
-		d.serve(t, 600) // a full batch of spans and of records, each
-		if time.Now().After(deadline) {
-			t.Fatalf("exporters never called: spans %d, logs %d", se.calls.Load(), le.calls.Load())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	d.serveUntilExported(t, &se.calls, &le.calls, 20*time.Millisecond)
 	const budget = 300 * time.Millisecond
 	took, err := shutdownWithin(obs, budget)
 	if took > budget+shutdownSlack {

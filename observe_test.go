@@ -328,10 +328,10 @@ func TestREDHistogramByRouteNeverRawPath(t *testing.T) {
 	body := scrape(t, "http://"+obs.AdminAddr()+"/metrics", "")
 	want := `http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200",http_route="/users/{id}"} 3`
 	if !strings.Contains(body, want) {
-		t.Errorf("missing %s in\n%s", want, grep(body, "http_server"))
+		t.Errorf("missing %s in\n%s", want, testbackend.Grep(body, "http_server"))
 	}
 	if !strings.Contains(body, `http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="404",http_route=""} 1`) {
-		t.Errorf("unmatched request should have an empty route:\n%s", grep(body, "http_server"))
+		t.Errorf("unmatched request should have an empty route:\n%s", testbackend.Grep(body, "http_server"))
 	}
 	for _, raw := range []string{"/users/1", "secret-token-xyz", "/nope/123"} {
 		if strings.Contains(body, raw) {
@@ -339,7 +339,7 @@ func TestREDHistogramByRouteNeverRawPath(t *testing.T) {
 		}
 	}
 	if !strings.Contains(body, `http_server_active_requests{http_request_method="GET"} 0`) {
-		t.Errorf("active requests gauge missing or not back to 0:\n%s", grep(body, "active"))
+		t.Errorf("active requests gauge missing or not back to 0:\n%s", testbackend.Grep(body, "active"))
 	}
 	if !strings.Contains(body, "go_goroutines") || !strings.Contains(body, "process_cpu_seconds_total") {
 		t.Error("runtime and process collectors missing")
@@ -347,7 +347,7 @@ func TestREDHistogramByRouteNeverRawPath(t *testing.T) {
 	// OpenMetrics with exemplars when asked.
 	om := scrape(t, "http://"+obs.AdminAddr()+"/metrics", "application/openmetrics-text; version=1.0.0")
 	if !regexp.MustCompile(`http_server_request_duration_seconds_bucket\{[^}]*http_route="/users/\{id\}"[^}]*\} \d+ # \{(span_id="[0-9a-f]{16}",trace_id="[0-9a-f]{32}"|trace_id="[0-9a-f]{32}",span_id="[0-9a-f]{16}")\}`).MatchString(om) {
-		t.Errorf("no exemplar with trace_id in OpenMetrics output:\n%s", grep(om, "bucket"))
+		t.Errorf("no exemplar with trace_id in OpenMetrics output:\n%s", testbackend.Grep(om, "bucket"))
 	}
 }
 
@@ -407,7 +407,7 @@ func TestPanicsAreRecordedPerContract(t *testing.T) {
 	for _, route := range []string{"/boom", "/late", "/abort"} {
 		want := `http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="500",http_route="` + route + `"} 1`
 		if !strings.Contains(body, want) {
-			t.Errorf("missing %s:\n%s", want, grep(body, "_count"))
+			t.Errorf("missing %s:\n%s", want, testbackend.Grep(body, "_count"))
 		}
 	}
 	// The panic's span is in error.
@@ -553,14 +553,4 @@ func scrape(t *testing.T, url, accept string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
-}
-
-func grep(s, sub string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
 }

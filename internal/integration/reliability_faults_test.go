@@ -421,7 +421,7 @@ func checkDropsCounted(t *testing.T, c *faultCell, obs *observe.Observer, sink *
 		if dropMetric != "" {
 			v, ok := metricValue(body, dropMetric)
 			if !ok {
-				t.Fatalf("%s missing from /metrics:\n%s", dropMetric, grep(body, "observe_"))
+				t.Fatalf("%s missing from /metrics:\n%s", dropMetric, testbackend.Grep(body, "observe_"))
 			}
 			c.dropped = v
 		}
@@ -438,7 +438,7 @@ func checkDropsCounted(t *testing.T, c *faultCell, obs *observe.Observer, sink *
 		}
 		if time.Now().After(deadline) {
 			t.Errorf("after %d requests: failures %v, dropped %v, WARN lines %d; want all > 0 (server hits %d)\n/metrics:\n%s\nWARN/ERROR lines:\n%s",
-				c.requests, c.failures, c.dropped, c.warnLines, hits(), grep(body, "observe_"), sink.String())
+				c.requests, c.failures, c.dropped, c.warnLines, hits(), testbackend.Grep(body, "observe_"), sink.String())
 			return
 		}
 		time.Sleep(50 * time.Millisecond)

@@ -57,17 +57,6 @@ func initObs(t *testing.T, opts ...observe.Option) (*observe.Observer, *logsBuff
 	return logsInit(t, nil, append([]observe.Option{observe.WithAccessLog(false)}, opts...)...)
 }
 
-// grep returns the lines of s containing sub.
-func grep(s, sub string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
-}
-
 // warnSink is a log writer that keeps WARN and ERROR lines and counts the
 // rest: a million INFO lines cost nothing to keep.
 type warnSink struct {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/observekit/observe"
+	"github.com/observekit/observe/internal/testbackend"
 	"github.com/observekit/observe/middleware"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -347,7 +348,7 @@ func TestPanicInExportersNeverCrashes(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("panics not counted or not reported:\n%s\n%s", grep(body, "observe_export_failures"), sink.String())
+			t.Fatalf("panics not counted or not reported:\n%s\n%s", testbackend.Grep(body, "observe_export_failures"), sink.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -389,7 +390,7 @@ func TestPanicValuesInHandlersPerContract(t *testing.T) {
 	body := scrapeHandler(t, obs)
 	for _, route := range []string{"/err", "/nil", "/evil", "/stringer", "/valuer"} {
 		if v, _ := metricValue(body, "http_server_request_duration_seconds_count", `http_route="`+route+`"`, `http_response_status_code="500"`); v != 1 {
-			t.Errorf("%s: not recorded as one 500:\n%s", route, grep(body, route))
+			t.Errorf("%s: not recorded as one 500:\n%s", route, testbackend.Grep(body, route))
 		}
 	}
 	if n := strings.Count(logs.String(), `"msg":"panic in HTTP handler"`); n != 5 {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -92,4 +93,16 @@ func Eventually(timeout time.Duration, cond func() bool) bool {
 		}
 	}
 	return true
+}
+
+// Grep returns the lines of s containing sub: the part of a /metrics page
+// or a log a failing test shows.
+func Grep(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -27,6 +27,19 @@ import (
 
 // reliabEnv clears every variable Init reads and turns the admin listener
 // off: the tests use AdminHandler.
+// exportEverySignal points traces, metrics (beside Prometheus) and logs at
+// one OTLP endpoint, over protocol (the default when empty).
+func exportEverySignal(t *testing.T, endpoint, protocol string) {
+	t.Helper()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+	if protocol != "" {
+		t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+	}
+	t.Setenv("OTEL_TRACES_EXPORTER", "otlp")
+	t.Setenv("OTEL_METRICS_EXPORTER", "prometheus,otlp")
+	t.Setenv("OTEL_LOGS_EXPORTER", "otlp")
+}
+
 func reliabEnv(t *testing.T) {
 	t.Helper()
 	for _, v := range append(logsEnvVars[:len(logsEnvVars):len(logsEnvVars)], []string{

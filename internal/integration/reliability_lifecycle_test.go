@@ -135,10 +135,7 @@ func TestLifecycleHundredCycles(t *testing.T) {
 func TestLifecycleShutdownTwiceAndConcurrently(t *testing.T) {
 	reliabEnv(t)
 	bh := testbackend.StartFault(t, testbackend.FaultBlackhole, "http/protobuf")
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", bh.URL)
-	t.Setenv("OTEL_TRACES_EXPORTER", "otlp")
-	t.Setenv("OTEL_LOGS_EXPORTER", "otlp")
-	t.Setenv("OTEL_METRICS_EXPORTER", "prometheus,otlp")
+	exportEverySignal(t, bh.URL, "")
 	obs, err := observe.Init(context.Background(), observe.WithLogWriter(io.Discard))
 	if err != nil {
 		t.Fatal(err)
@@ -204,11 +201,7 @@ func TestLifecycleShutdownTwiceAndConcurrently(t *testing.T) {
 func TestLifecycleInFlightRequestsComplete(t *testing.T) {
 	reliabEnv(t)
 	col := testbackend.StartFault(t, testbackend.FaultNone, "grpc")
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", col.URL)
-	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
-	t.Setenv("OTEL_TRACES_EXPORTER", "otlp")
-	t.Setenv("OTEL_LOGS_EXPORTER", "otlp")
-	t.Setenv("OTEL_METRICS_EXPORTER", "prometheus,otlp")
+	exportEverySignal(t, col.URL, "grpc")
 	obs, err := observe.Init(context.Background(), observe.WithLogWriter(io.Discard))
 	if err != nil {
 		t.Fatal(err)
@@ -296,11 +289,7 @@ func TestLifecycleNothingOutlivesShutdown(t *testing.T) {
 		t.Run(proto, func(t *testing.T) {
 			reliabEnv(t)
 			bh := testbackend.StartFault(t, testbackend.FaultBlackhole, proto)
-			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", bh.URL)
-			t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", proto)
-			t.Setenv("OTEL_TRACES_EXPORTER", "otlp")
-			t.Setenv("OTEL_LOGS_EXPORTER", "otlp")
-			t.Setenv("OTEL_METRICS_EXPORTER", "prometheus,otlp")
+			exportEverySignal(t, bh.URL, proto)
 			t.Setenv("OTEL_METRIC_EXPORT_INTERVAL", "100")
 			before := runtime.NumGoroutine()
 			obs, err := observe.Init(context.Background(), observe.WithLogWriter(io.Discard))

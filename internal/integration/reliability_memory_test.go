@@ -26,14 +26,10 @@ func TestReliabilityMillionRequests(t *testing.T) {
 	}
 	reliabEnv(t)
 	fs := testbackend.StartFault(t, testbackend.FaultBlackhole, "grpc")
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", fs.URL)
-	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+	exportEverySignal(t, fs.URL, "grpc")
 	t.Setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "300")
-	t.Setenv("OTEL_TRACES_EXPORTER", "otlp")
-	t.Setenv("OTEL_METRICS_EXPORTER", "prometheus,otlp")
 	t.Setenv("OTEL_METRIC_EXPORT_INTERVAL", "200")
 	t.Setenv("OTEL_METRIC_EXPORT_TIMEOUT", "300")
-	t.Setenv("OTEL_LOGS_EXPORTER", "otlp")
 
 	sink := &warnSink{}
 	obs, err := observe.Init(t.Context(), observe.WithServiceName("million"), observe.WithLogWriter(sink))
